@@ -1,0 +1,46 @@
+"""Everything Hookflow reads from its environment, read once by create_app().
+
+Configuration flows one way: env -> Settings -> app.extensions -> constructor
+arguments. Nothing else in the code base reads os.environ (the `${VAR}` secrets
+of sources.yaml are resolved by the loader from a mapping create_app passes in).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'hookflow.db'}"
+VH3_BASE_URL = "https://api.vh3connect.io/api:YdihQNr3"
+
+
+class Settings(BaseSettings):
+    """Process configuration; field names are the environment variables (case-insensitive)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    redis_url: str = "redis://localhost:6379/0"
+    database_url: str = DEFAULT_SQLITE_URL
+    workflows_dir: Path = PROJECT_ROOT / "workflows"
+    admin_token: SecretStr | None = None
+
+    bigchange_base_url: str = VH3_BASE_URL
+    bigchange_api_key: SecretStr | None = None
+
+    max_body_bytes: int = Field(1024 * 1024, ge=1, description="Largest webhook body accepted (413 above).")
+    queue_name: str = "hookflow"
+    http_timeout_seconds: float = Field(30.0, gt=0, description="Per-call timeout for external APIs.")
+    step_job_timeout_seconds: int = Field(300, ge=10, description="Hard limit RQ puts on one step job.")
+
+    retry_max_attempts: int = Field(5, ge=1, description="Default attempts for a step without `retry:`.")
+    retry_initial_seconds: float = Field(2.0, ge=0, description="Default first backoff delay.")
+    retry_max_delay_seconds: float = Field(600.0, ge=0, description="Default backoff ceiling.")
+
+    reconcile_interval_seconds: float = Field(10.0, gt=0, description="How often a worker looks for lost runs.")
+    reconcile_grace_seconds: float = Field(
+        30.0, ge=0, description="A run untouched for this long with no queued job is re-enqueued."
+    )
+    workflow_reload_seconds: float = Field(2.0, ge=0, description="How often workflow files are checked for edits.")
