@@ -1,0 +1,348 @@
+"""YAML files -> validated specs, with every problem reported as file:line:col.
+
+YAML is read with 1.2 rules (ruamel's round-trip loader): `on:` is the key
+"on", `yes`/`no` are strings. A bad file is reported and skipped, never fatal;
+on reload, a file that no longer loads keeps its previous good version serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from engine.errors import RenderError, SpecError
+from engine.operations import OperationRegistry
+from engine.render import Renderer
+from schemas.sources import SourceSpec
+from schemas.workflow import WorkflowSpec
+
+SOURCES_FILE = "sources.yaml"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in one file, located as precisely as the YAML allows."""
+
+    file: str
+    line: int
+    col: int
+    path: str
+    message: str
+    hint: str = ""
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        hint = f" ({self.hint})" if self.hint else ""
+        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {where}{self.message}{hint}"
+
+    def warning(self) -> Issue:
+        return replace(self, severity="warning")
+
+
+@dataclass(frozen=True)
+class LoadedWorkflow:
+    """A valid workflow plus what a run pins: its JSON definition and that definition's hash."""
+
+    spec: WorkflowSpec
+    path: Path
+    definition: dict[str, Any]
+    hash: str
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Everything loaded from WORKFLOWS_DIR at one moment."""
+
+    sources: dict[str, SourceSpec] = field(default_factory=dict)
+    # Sources that are defined but cannot verify callers yet (a secret's env var is unset).
+    unconfigured: dict[str, str] = field(default_factory=dict)
+    workflows: dict[str, LoadedWorkflow] = field(default_factory=dict)
+    issues: tuple[Issue, ...] = ()
+
+    def triggered_by(self, source: str) -> list[LoadedWorkflow]:
+        return [wf for wf in self.workflows.values() if wf.spec.on.source == source]
+
+
+def definition_of(spec: WorkflowSpec) -> tuple[dict[str, Any], str]:
+    definition = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()
+    return definition, digest
+
+
+class _Document:
+    """A parsed YAML file as plain Python data plus the position of every key and item."""
+
+    def __init__(self, path: Path, data: Any, positions: dict[Loc, tuple[int, int]]) -> None:
+        self.path = path
+        self.data = data
+        self.positions = positions
+
+    def issue(self, loc: Loc, message: str, hint: str = "") -> Issue:
+        probe = tuple(loc)
+        while probe and probe not in self.positions:
+            probe = probe[:-1]
+        line, col = self.positions.get(probe, (1, 1))
+        return Issue(str(self.path), line, col, _path_text(loc), message, hint)
+
+
+def _path_text(loc: Iterable[str | int]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _plain(node: Any, loc: Loc, positions: dict[Loc, tuple[int, int]]) -> Any:
+    if isinstance(node, CommentedMap):
+        result = {}
+        for key, value in node.items():
+            line, col = node.lc.key(key)
+            positions[loc + (str(key),)] = (line + 1, col + 1)
+            result[str(key)] = _plain(value, loc + (str(key),), positions)
+        return result
+    if isinstance(node, CommentedSeq):
+        items = []
+        for index, value in enumerate(node):
+            line, col = node.lc.item(index)
+            positions[loc + (index,)] = (line + 1, col + 1)
+            items.append(_plain(value, loc + (index,), positions))
+        return items
+    if isinstance(node, str):
+        return str(node)  # ruamel's scalar string subclasses are not JSON-friendly
+    return node
+
+
+def read_yaml(path: Path) -> tuple[_Document | None, list[Issue]]:
+    try:
+        node = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        return None, [Issue(str(path), line, col, "", f"YAML syntax error: {problem}", "check indentation and quoting")]
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [Issue(str(path), 1, 1, "", f"cannot read file: {exc}")]
+    positions: dict[Loc, tuple[int, int]] = {}
+    return _Document(path, _plain(node, (), positions), positions), []
+
+
+def _validation_issues(doc: _Document, exc: ValidationError, prefix: Loc = ()) -> list[Issue]:
+    issues = []
+    for error in exc.errors(include_url=False):
+        loc = prefix + tuple(error["loc"])
+        # Union/discriminator errors carry the member name in loc; drop it for the reader.
+        loc = tuple(part for part in loc if not (isinstance(part, str) and part.endswith("Verify")))
+        hint = "remove it or check its spelling" if error["type"] == "extra_forbidden" else ""
+        issues.append(doc.issue(loc, error["msg"], hint))
+    return issues
+
+
+def _expand_env(value: Any, loc: Loc, environ: Mapping[str, str], missing: list[tuple[Loc, str]]) -> Any:
+    """Replace `${VAR}` in every string; collect references to unset variables."""
+    if isinstance(value, dict):
+        return {k: _expand_env(v, loc + (k,), environ, missing) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, loc + (i,), environ, missing) for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in environ:
+                missing.append((loc, name))
+                return ""
+            return environ[name]
+
+        return _ENV_REF.sub(substitute, value)
+    return value
+
+
+@dataclass
+class _SourcesResult:
+    sources: dict[str, SourceSpec] = field(default_factory=dict)
+    unconfigured: dict[str, str] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+    readable: bool = True  # False: the file itself is broken; keep serving the previous sources
+
+
+def load_sources(path: Path, environ: Mapping[str, str]) -> _SourcesResult:
+    doc, issues = read_yaml(path)
+    if doc is None:
+        return _SourcesResult(issues=issues, readable=False)
+    if not isinstance(doc.data, dict) or not isinstance(doc.data.get("sources"), dict):
+        return _SourcesResult(issues=[doc.issue((), "expected a mapping with a `sources:` key")], readable=False)
+    result = _SourcesResult(issues=issues)
+    for name, raw in doc.data["sources"].items():
+        loc: Loc = ("sources", name)
+        missing: list[tuple[Loc, str]] = []
+        expanded = _expand_env(raw, loc, environ, missing)
+        if missing:
+            # A deployment gap, not a mistake in the file: warn, and let the endpoint answer 503.
+            names = ", ".join(sorted({var for _, var in missing}))
+            result.unconfigured[name] = f"environment variable {names} is not set"
+            result.issues += [
+                doc.issue(at, f"environment variable {var} is not set; /hooks/{name} answers 503 until it is",
+                          f"export {var}").warning()
+                for at, var in missing
+            ]
+            continue
+        try:
+            result.sources[name] = SourceSpec.model_validate(expanded)
+        except ValidationError as exc:
+            result.issues += _validation_issues(doc, exc, loc)
+    return result
+
+
+def load_workflow(
+    path: Path, operations: OperationRegistry, renderer: Renderer, sources: Iterable[str]
+) -> tuple[LoadedWorkflow | None, list[Issue]]:
+    doc, issues = read_yaml(path)
+    if doc is None:
+        return None, issues
+    if not isinstance(doc.data, dict):
+        return None, [doc.issue((), "a workflow file must be a mapping (name, on, steps)")]
+    data = {"name": path.stem, **doc.data}
+    try:
+        spec = WorkflowSpec.model_validate(data)
+    except ValidationError as exc:
+        return None, _validation_issues(doc, exc)
+    issues = _semantic_issues(doc, spec, operations, renderer, sources)
+    if issues:
+        return None, issues
+    definition, digest = definition_of(spec)
+    return LoadedWorkflow(spec, path, definition, digest), []
+
+
+def _semantic_issues(
+    doc: _Document,
+    spec: WorkflowSpec,
+    operations: OperationRegistry,
+    renderer: Renderer,
+    sources: Iterable[str],
+) -> list[Issue]:
+    issues = []
+    if spec.on.source not in sources:
+        known = ", ".join(sorted(sources)) or "none"
+        issues.append(doc.issue(("on", "source"), f"source {spec.on.source!r} is not defined in {SOURCES_FILE}",
+                                f"defined sources: {known}"))
+    templates: list[tuple[Loc, Any]] = [(("on", "if"), spec.on.if_)]
+    for index, step in enumerate(spec.steps):
+        if step.uses not in operations:
+            issues.append(doc.issue(("steps", index, "uses"), operations.unknown_message(step.uses)))
+        templates += [(("steps", index, "if"), step.if_), (("steps", index, "with"), step.with_)]
+    for loc, value in templates:
+        for at, text in _strings(value, loc):
+            try:
+                renderer.check_syntax(text)
+            except RenderError as exc:
+                issues.append(doc.issue(at, str(exc)))
+    return issues
+
+
+def _strings(value: Any, loc: Loc) -> Iterable[tuple[Loc, str]]:
+    if isinstance(value, str):
+        yield loc, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, loc + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, loc + (index,))
+
+
+def load_catalog(
+    directory: Path,
+    environ: Mapping[str, str],
+    operations: OperationRegistry,
+    renderer: Renderer,
+    previous: Catalog | None = None,
+) -> Catalog:
+    """Load sources.yaml and every other *.yaml; keep `previous` versions of files that broke."""
+    previous = previous or Catalog()
+    issues: list[Issue] = []
+    sources_path = directory / SOURCES_FILE
+    if sources_path.exists():
+        loaded_sources = load_sources(sources_path, environ)
+        issues += loaded_sources.issues
+        if not loaded_sources.readable:
+            loaded_sources.sources, loaded_sources.unconfigured = dict(previous.sources), dict(previous.unconfigured)
+    else:
+        loaded_sources = _SourcesResult()
+        issues.append(Issue(str(sources_path), 1, 1, "", "sources.yaml is missing; no webhook can be received"))
+    source_names = set(loaded_sources.sources) | set(loaded_sources.unconfigured)
+
+    workflows: dict[str, LoadedWorkflow] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        if path.name == SOURCES_FILE:
+            continue
+        loaded, file_issues = load_workflow(path, operations, renderer, source_names)
+        issues += file_issues
+        if loaded is None:
+            kept = [wf for wf in previous.workflows.values() if wf.path == path]
+            for wf in kept:
+                workflows.setdefault(wf.spec.name, wf)
+            continue
+        if loaded.spec.name in workflows:
+            other = workflows[loaded.spec.name].path.name
+            issues.append(Issue(str(path), 1, 1, "name", f"workflow name {loaded.spec.name!r} is already used by {other}"))
+            continue
+        workflows[loaded.spec.name] = loaded
+    return Catalog(loaded_sources.sources, loaded_sources.unconfigured, workflows, tuple(issues))
+
+
+class CatalogCache:
+    """The current Catalog, reloaded when files in the directory change (no restart needed)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        environ: Mapping[str, str],
+        operations: OperationRegistry,
+        renderer: Renderer,
+        check_every: float = 2.0,
+    ) -> None:
+        self._directory = directory
+        self.environ = environ
+        self._operations = operations
+        self._renderer = renderer
+        self._check_every = check_every
+        self._lock = threading.Lock()
+        self._catalog: Catalog | None = None
+        self._fingerprint: tuple[Any, ...] = ()
+        self._checked_at = 0.0
+
+    def current(self) -> Catalog:
+        now = time.monotonic()
+        if self._catalog is not None and now - self._checked_at < self._check_every:
+            return self._catalog
+        with self._lock:
+            fingerprint = self._fingerprint_now()
+            if self._catalog is None or fingerprint != self._fingerprint:
+                self._catalog = load_catalog(
+                    self._directory, self.environ, self._operations, self._renderer, self._catalog
+                )
+                self._fingerprint = fingerprint
+            self._checked_at = now
+            return self._catalog
+
+    def _fingerprint_now(self) -> tuple[Any, ...]:
+        try:
+            entries = sorted(self._directory.glob("*.yaml"))
+            return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in entries)
+        except OSError as exc:
+            raise SpecError(f"cannot read WORKFLOWS_DIR {self._directory}: {exc}") from exc
+

@@ -1,0 +1,85 @@
+"""The operation registry: every name a workflow step may `use`.
+
+An operation is data plus a small function: its name, its pydantic input
+model, the call, the connector it needs and, for creates, how to find what an
+earlier attempt may already have made (its natural key). Handlers declare
+operations; the engine looks them up here and knows nothing of any API.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from engine.errors import SpecError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from engine.http import ApiClient, CallLog
+    from schemas.settings import Settings
+
+Output = dict[str, Any]
+Connect = Callable[["Settings", "httpx.Client", "CallLog"], "ApiClient"]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One step target.
+
+    Attributes:
+        name: `<connector>.<api path with / as .>`, e.g. bigchange.jobs.constraints.create.
+        input: model that a step's rendered `with` must satisfy.
+        call: performs the operation and returns its output (creates include `id`).
+        connect: builds the connector's client for one attempt.
+        find_existing: for creates, returns the output of a record an earlier attempt
+            may have made (looked up by natural key), or None.
+        natural_key: the input field(s) `find_existing` matches on, for the docs.
+    """
+
+    name: str
+    input: type[BaseModel]
+    call: Callable[[ApiClient, Any], Output]
+    connect: Connect
+    find_existing: Callable[[ApiClient, Any], Output | None] | None = None
+    natural_key: tuple[str, ...] = ()
+    summary: str = ""
+
+
+class OperationRegistry:
+    """An explicit name -> Operation map that refuses duplicates."""
+
+    def __init__(self, operations: Iterable[Operation] = ()) -> None:
+        self._operations: dict[str, Operation] = {}
+        for operation in operations:
+            self.add(operation)
+
+    def add(self, operation: Operation) -> None:
+        if operation.name in self._operations:
+            raise ValueError(f"operation {operation.name!r} is registered twice")
+        self._operations[operation.name] = operation
+
+    def get(self, name: str) -> Operation:
+        """The operation called `name`, or SpecError naming the closest match."""
+        try:
+            return self._operations[name]
+        except KeyError:
+            raise SpecError(self.unknown_message(name)) from None
+
+    def unknown_message(self, name: str) -> str:
+        close = difflib.get_close_matches(name, self._operations, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown operation {name!r}{hint}"
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._operations
+
+    def __iter__(self) -> Iterator[Operation]:
+        return iter(self._operations.values())
+
+    def __len__(self) -> int:
+        return len(self._operations)
