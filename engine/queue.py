@@ -1,0 +1,83 @@
+"""RQ as a transport only: "run step S of run R, attempt N, at time T".
+
+Each step job has a deterministic id (`<run>-<step>-<attempt>`) and is enqueued
+with RQ's atomic `unique=True`, so the reconciler and the runner can both try
+to enqueue the same step without creating two jobs. Delayed retries go through
+RQ's scheduler (`schedule_job`), which the worker runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timezone
+
+from redis import Redis
+from rq import Queue
+from rq.exceptions import DuplicateJobError
+from rq.job import Job, JobStatus
+
+log = logging.getLogger(__name__)
+
+RUN_STEP = "engine.runner.run_step"
+# Job states after which RQ will never run the job again: the step must be re-enqueued.
+_DEAD = {JobStatus.FAILED.value, JobStatus.STOPPED.value, JobStatus.CANCELED.value}
+
+
+def job_id(run_id: str, step_id: str, attempt: int) -> str:
+    return f"{run_id}-{step_id}-{attempt}"
+
+
+class StepQueue:
+    """The queue of step jobs."""
+
+    def __init__(self, redis: Redis, name: str, job_timeout: int) -> None:
+        self.redis = redis
+        self.queue = Queue(name, connection=redis)
+        self._job_timeout = job_timeout
+
+    def enqueue(self, run_id: str, step_id: str, attempt: int, at: datetime | None = None) -> bool:
+        """Put the step job on the queue (or schedule it for `at`). False if it already exists."""
+        options = {
+            "job_id": job_id(run_id, step_id, attempt),
+            "job_timeout": self._job_timeout,
+            "result_ttl": 0,  # the ledger holds results; a finished job frees its id at once
+            "failure_ttl": 7 * 24 * 3600,
+            "unique": True,
+        }
+        args = (run_id, step_id, attempt)
+        try:
+            if at is not None and at > datetime.now(timezone.utc):
+                self.queue.enqueue_at(at, RUN_STEP, *args, **options)
+            else:
+                self.queue.enqueue(RUN_STEP, *args, **options)
+        except DuplicateJobError:
+            log.debug("step job %s already queued", options["job_id"])
+            return False
+        return True
+
+    def missing(self, keys: Iterable[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+        """The (run, step, attempt) keys with no live job in Redis: absent, or dead for good.
+
+        A dead job (failed, stopped, cancelled) is deleted so the step can be enqueued again
+        under the same id.
+        """
+        keys = list(keys)
+        if not keys:
+            return []
+        pipe = self.redis.pipeline()
+        for run_id, step_id, attempt in keys:
+            pipe.hget(Job.key_for(job_id(run_id, step_id, attempt)), "status")
+        statuses = pipe.execute()
+        lost = []
+        for key, status in zip(keys, statuses):
+            text = status.decode() if isinstance(status, bytes) else status
+            if text is None:
+                lost.append(key)
+            elif text in _DEAD:
+                Job.fetch(job_id(*key), connection=self.redis).delete()
+                lost.append(key)
+        return lost
+
+    def depth(self) -> int:
+        return self.queue.count

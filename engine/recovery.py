@@ -1,0 +1,129 @@
+"""The reconciler: the ledger says which step job should exist; make Redis agree.
+
+Redis may be flushed or restarted at any time, a web process may crash between
+its commit and its enqueue, and a worker may be killed mid-step. In each case
+the database still names the step a run is waiting for, so a periodic pass can
+put back what is missing:
+
+- an active run, idle for a grace period, whose step job is absent or dead in
+  Redis gets that job enqueued again (at its due time);
+- an attempt left `started` for longer than a step can possibly take was lost
+  with its worker: it is recorded as failed with an unknown outcome (so a
+  create reconciles by natural key) and the run moves on per its retry policy.
+
+Enqueueing is idempotent (deterministic job ids, RQ's unique enqueue), so a
+pass that races with a live worker does no harm.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from engine import store
+from engine.conductor import ACTIVE_RUN, AttemptStatus, after_attempt
+from engine.errors import TransientStepError
+from engine.models import Run, StepAttempt
+from engine.services import Services
+
+log = logging.getLogger(__name__)
+LOCK_KEY = "hookflow:reconciler:lock"
+BATCH = 500
+LOST_WORKER = "the worker running this attempt was lost (killed or crashed); outcome unknown"
+
+
+@dataclass
+class ReconcileReport:
+    requeued: int = 0
+    lost_attempts: int = 0
+
+
+def reconcile(services: Services) -> ReconcileReport:
+    """One full pass over idle active runs, in batches; returns what it repaired."""
+    settings = services.settings
+    now = store.utcnow()
+    idle_since = now - timedelta(seconds=settings.reconcile_grace_seconds)
+    lost_before = now - timedelta(seconds=settings.step_job_timeout_seconds + settings.http_timeout_seconds + 60)
+    report = ReconcileReport()
+    after: tuple[datetime, str] | None = None
+    while True:
+        expected, after = _scan_batch(services, idle_since, lost_before, after, report)
+        for key in services.queue.missing(expected):
+            services.queue.enqueue(*key, at=expected[key])
+            report.requeued += 1
+            log.warning("reconciler: re-enqueued run %s step %s attempt %d (its job was missing from Redis)", *key)
+        if after is None:
+            return report
+
+
+def _scan_batch(
+    services: Services,
+    idle_since: datetime,
+    lost_before: datetime,
+    after: tuple[datetime, str] | None,
+    report: ReconcileReport,
+) -> tuple[dict[tuple[str, str, int], datetime | None], tuple[datetime, str] | None]:
+    """Expected step jobs of one batch of idle runs, and the keyset cursor for the next batch."""
+    expected: dict[tuple[str, str, int], datetime | None] = {}
+    with services.db.session() as session:
+        query = select(Run).where(Run.status.in_([s.value for s in ACTIVE_RUN]), Run.updated_at < idle_since)
+        if after is not None:
+            query = query.where((Run.updated_at > after[0]) | ((Run.updated_at == after[0]) & (Run.id > after[1])))
+        runs = list(session.scalars(query.order_by(Run.updated_at, Run.id).limit(BATCH).with_for_update()))
+        for run in runs:
+            attempt = store.started_attempt(session, run)
+            if attempt is not None:
+                if attempt.started_at >= lost_before:
+                    continue  # still within what a live worker may take
+                _fail_lost_attempt(services, run, attempt)
+                report.lost_attempts += 1
+            if run.status in {s.value for s in ACTIVE_RUN} and run.current_step:
+                expected[(run.id, run.current_step, run.attempt)] = run.due_at
+        cursor = (runs[-1].updated_at, runs[-1].id) if len(runs) == BATCH else None
+        session.commit()
+    return expected, cursor
+
+
+def _fail_lost_attempt(services: Services, run: Run, attempt: StepAttempt) -> None:
+    now = store.utcnow()
+    error = TransientStepError(LOST_WORKER, outcome_unknown=True)
+    attempt.status = AttemptStatus.FAILED.value
+    attempt.error_class = error.kind
+    attempt.error_message = error.message
+    attempt.outcome_unknown = True
+    attempt.finished_at = now
+    spec = services.spec_for(run.workflow_hash, run.definition)
+    policy = services.default_retry.merged_with(spec.steps[run.step_index].retry)
+    store.apply_next(run, after_attempt(spec, run.step_index, attempt.attempt, run.budget_start, error, policy), now)
+    log.warning("reconciler: run %s step %s attempt %d was lost with its worker", run.id, run.current_step,
+                attempt.attempt)
+
+
+class ReconcilerThread(threading.Thread):
+    """Runs `reconcile` every interval in a worker process; a Redis lock lets one worker at a time do it."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(name="hookflow-reconciler", daemon=True)
+        self.services = services
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        interval = self.services.settings.reconcile_interval_seconds
+        while not self.stopping.wait(interval):
+            try:
+                if self.services.redis.set(LOCK_KEY, "1", nx=True, px=int(interval * 1000)):
+                    report = reconcile(self.services)
+                    if report.requeued or report.lost_attempts:
+                        log.warning("reconciler: %s", report)
+            except (RedisError, SQLAlchemyError):
+                # Redis or the database is down: exactly the outage this thread exists for; try next interval.
+                log.exception("reconciler pass failed; retrying in %.0fs", interval)
+
+    def stop(self) -> None:
+        self.stopping.set()

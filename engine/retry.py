@@ -1,0 +1,52 @@
+"""Retry policy and backoff, computed in one place.
+
+Retries are scheduled by the queue and recorded in the ledger, never slept in
+a worker. The delay is exponential with "equal jitter" (between half and all
+of the nominal delay) so a burst of failures does not retry in lockstep, and a
+server's Retry-After is honoured as a minimum.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from schemas.workflow import RetrySpec
+
+# A Retry-After longer than this is treated as this: a step should not sleep for days on one header.
+MAX_RETRY_AFTER = 3600.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    backoff: str = "exponential"
+    initial: float = 2.0
+    max_delay: float = 600.0
+
+    def merged_with(self, spec: RetrySpec | None) -> RetryPolicy:
+        """This policy with whatever a step's `retry:` sets explicitly."""
+        if spec is None:
+            return self
+        return RetryPolicy(
+            max_attempts=spec.max_attempts if spec.max_attempts is not None else self.max_attempts,
+            backoff=spec.backoff or self.backoff,
+            initial=spec.initial if spec.initial is not None else self.initial,
+            max_delay=spec.max_delay if spec.max_delay is not None else self.max_delay,
+        )
+
+
+def compute_backoff(
+    policy: RetryPolicy,
+    failures: int,
+    retry_after: float | None = None,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Seconds to wait before the next attempt after `failures` consecutive failures (>= 1)."""
+    nominal = policy.initial if policy.backoff == "constant" else policy.initial * 2 ** (failures - 1)
+    nominal = min(nominal, policy.max_delay)
+    delay = nominal * (0.5 + rand() / 2)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+    return delay

@@ -1,0 +1,79 @@
+"""The per-process set of long-lived collaborators, built once from Settings.
+
+Requests and step jobs reach it through `current_services()` (the Flask app's
+extensions), never through module globals. Nothing here opens a connection
+at construction: SQLAlchemy, redis-py and the httpx client all connect lazily,
+which keeps gunicorn's fork-after-import safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from flask import current_app
+from redis import Redis
+
+from engine.db import Database
+from engine.loader import CatalogCache
+from engine.operations import OperationRegistry
+from engine.queue import StepQueue
+from engine.render import Renderer
+from engine.retry import RetryPolicy
+from schemas.settings import Settings
+from schemas.workflow import WorkflowSpec
+
+EXTENSION = "hookflow"
+
+
+class Services:
+    def __init__(self, settings: Settings, environ: Mapping[str, str], operations: OperationRegistry) -> None:
+        self.settings = settings
+        self.operations = operations
+        self.db = Database(settings.database_url)
+        self.redis = Redis.from_url(settings.redis_url)
+        self.queue = StepQueue(self.redis, settings.queue_name, settings.step_job_timeout_seconds)
+        self.renderer = Renderer()
+        self.catalog = CatalogCache(
+            settings.workflows_dir, environ, operations, self.renderer, settings.workflow_reload_seconds
+        )
+        self.default_retry = RetryPolicy(
+            max_attempts=settings.retry_max_attempts,
+            initial=settings.retry_initial_seconds,
+            max_delay=settings.retry_max_delay_seconds,
+        )
+        self._http: httpx.Client | None = None
+        self._http_lock = threading.Lock()
+        self._specs: dict[str, WorkflowSpec] = {}
+
+    @property
+    def http(self) -> httpx.Client:
+        """The process's pooled client for external APIs (created on first use, after any fork)."""
+        if self._http is None:
+            with self._http_lock:
+                if self._http is None:
+                    self._http = httpx.Client(
+                        timeout=self.settings.http_timeout_seconds,
+                        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+                        follow_redirects=False,
+                    )
+        return self._http
+
+    def spec_for(self, definition_hash: str, definition: dict[str, Any]) -> WorkflowSpec:
+        """The pinned workflow a run started with, parsed once per process."""
+        spec = self._specs.get(definition_hash)
+        if spec is None:
+            spec = self._specs[definition_hash] = WorkflowSpec.model_validate(definition)
+        return spec
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+        self.db.dispose()
+        self.redis.close()
+
+
+def current_services() -> Services:
+    return current_app.extensions[EXTENSION]

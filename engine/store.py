@@ -1,0 +1,141 @@
+"""Ledger operations: every read and write of events, runs and attempts goes through here.
+
+Callers own the session and the commit, so one unit of work (e.g. "the event
+and its runs") is always one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from ulid import ULID
+
+from engine.conductor import ACTIVE_RUN, AttemptStatus, Next, RunStatus, check_transition
+from engine.models import Event, Run, StepAttempt
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id(prefix: str) -> str:
+    """Time-ordered, URL-safe ids (`evt_01J…`): sortable for keyset pagination, unguessable enough."""
+    return f"{prefix}_{ULID()}"
+
+
+class DuplicateEvent(Exception):
+    """The source already delivered an event with this dedupe key; `event_id` is the original."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(event_id)
+        self.event_id = event_id
+
+
+def insert_event(session: Session, event: Event, runs: Sequence[Run]) -> None:
+    """Commit an event with its runs atomically.
+
+    The unique (source, dedupe_key) constraint decides duplicates, so concurrent
+    deliveries of one event race safely: exactly one insert wins.
+
+    Raises:
+        DuplicateEvent: the key was already taken.
+    """
+    session.add(event)
+    session.add_all(runs)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        original = session.scalar(
+            select(Event.id).where(Event.source == event.source, Event.dedupe_key == event.dedupe_key)
+        )
+        if original is None:  # the constraint that failed was not the dedupe key
+            raise
+        raise DuplicateEvent(original) from None
+
+
+def claim_attempt(session: Session, run_id: str, step_id: str, attempt: int) -> Run | None:
+    """Record that this attempt has started, if it is the one the run is waiting for.
+
+    Returns the run, or None when the job is stale or a duplicate delivery (the
+    run moved on, finished, or another worker already claimed this attempt).
+    """
+    run = session.get(Run, run_id, with_for_update=True)
+    if run is None or run.status not in ACTIVE_RUN or run.current_step != step_id or run.attempt != attempt:
+        session.rollback()
+        return None
+    now = utcnow()
+    check_transition(run.status, RunStatus.RUNNING)
+    run.status = RunStatus.RUNNING.value
+    run.started_at = run.started_at or now
+    run.updated_at = now
+    session.add(
+        StepAttempt(
+            run_id=run_id,
+            step_id=step_id,
+            step_index=run.step_index,
+            attempt=attempt,
+            status=AttemptStatus.STARTED.value,
+            started_at=now,
+        )
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        return None
+    return run
+
+
+def attempts_of(session: Session, run_id: str) -> list[StepAttempt]:
+    return list(
+        session.scalars(
+            select(StepAttempt).where(StepAttempt.run_id == run_id).order_by(StepAttempt.step_index, StepAttempt.attempt)
+        )
+    )
+
+
+def apply_next(run: Run, nxt: Next, now: datetime) -> None:
+    """Move a run to the state the conductor decided."""
+    check_transition(run.status, nxt.status)
+    run.status = nxt.status.value
+    run.current_step = nxt.step_id
+    run.step_index = nxt.step_index
+    run.attempt = nxt.attempt
+    run.budget_start = nxt.budget_start
+    run.updated_at = now
+    run.error = nxt.error
+    if nxt.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+        run.due_at = None
+        run.finished_at = now
+    else:
+        run.finished_at = None
+        run.due_at = datetime.fromtimestamp(now.timestamp() + nxt.delay, timezone.utc)
+
+
+def idle_active_runs(session: Session, idle_since: datetime, limit: int) -> list[Run]:
+    """Active runs nobody has touched since `idle_since`, oldest first: candidates for a lost job."""
+    return list(
+        session.scalars(
+            select(Run)
+            .where(Run.status.in_([s.value for s in ACTIVE_RUN]), Run.updated_at < idle_since)
+            .order_by(Run.updated_at)
+            .limit(limit)
+        )
+    )
+
+
+def started_attempt(session: Session, run: Run) -> StepAttempt | None:
+    """The in-flight attempt of the run's current step, if one was claimed."""
+    return session.scalar(
+        select(StepAttempt).where(
+            StepAttempt.run_id == run.id,
+            StepAttempt.step_id == run.current_step,
+            StepAttempt.attempt == run.attempt,
+            StepAttempt.status == AttemptStatus.STARTED.value,
+        )
+    )
