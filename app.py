@@ -1,0 +1,46 @@
+"""Hookflow's Flask application: assembles the parts, decides nothing.
+
+`create_app()` is the factory; the module-level `app` is what gunicorn serves
+(`gunicorn app:app`) and what `flask --app app …` commands run in. Building it
+reads the environment once and opens no connection.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from flask import Flask
+
+from commands.db import db_cli
+from commands.reconcile import reconcile
+from commands.sandbox import sandbox
+from commands.worker import worker
+from commands.workflows import workflows_cli
+from engine.services import EXTENSION, Services
+from handlers import build_registry
+from schemas.settings import Settings
+from web import api, health, hooks
+
+
+def create_app(settings: Settings | None = None, environ: Mapping[str, str] | None = None) -> Flask:
+    """Build the app.
+
+    Args:
+        settings: configuration; default read from the environment.
+        environ: where sources.yaml `${VAR}` secrets are looked up; default os.environ.
+    """
+    settings = settings or Settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = None  # body limits are per source, enforced in web.hooks
+    app.json.sort_keys = False
+    app.extensions[EXTENSION] = Services(settings, os.environ if environ is None else environ, build_registry())
+    app.register_blueprint(hooks.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    for command in (db_cli, worker, sandbox, reconcile, workflows_cli):
+        app.cli.add_command(command)
+    return app
+
+
+app = create_app()

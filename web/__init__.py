@@ -1,0 +1,1 @@
+"""HTTP adapters: hooks (inbound webhooks), api (JSON for operators), health."""

@@ -1,0 +1,31 @@
+"""POST /hooks/<source>: the inbound endpoint, a thin adapter over engine.intake."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, request
+
+from engine.intake import InboundRequest, Intake
+from engine.services import current_services
+
+bp = Blueprint("hooks", __name__)
+
+
+@bp.post("/hooks/<source>")
+def receive(source: str) -> tuple[Response, int]:
+    intake = Intake(current_services())
+    limit = intake.body_limit(source)
+    if request.content_length is not None and request.content_length > limit:
+        return jsonify(error=f"body is larger than this source's limit of {limit} bytes"), 413
+    body = request.stream.read(limit + 1)  # bounded read, also for chunked bodies without a length
+    if len(body) > limit:
+        return jsonify(error=f"body is larger than this source's limit of {limit} bytes"), 413
+    receipt = intake.receive(
+        InboundRequest(
+            source=source,
+            body=body,
+            content_type=request.headers.get("Content-Type"),
+            headers={name.lower(): value for name, value in request.headers.items()},
+            query=request.args.to_dict(flat=True),
+        )
+    )
+    return jsonify(receipt.body), receipt.status
