@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from redis import Redis
 from rq import Queue
@@ -26,6 +26,17 @@ _DEAD = {JobStatus.FAILED.value, JobStatus.STOPPED.value, JobStatus.CANCELED.val
 
 def job_id(run_id: str, step_id: str, attempt: int) -> str:
     return f"{run_id}-{step_id}-{attempt}"
+
+
+def _not_before(at: datetime) -> datetime:
+    """`at` rounded up to a whole second.
+
+    RQ's ScheduledJobRegistry stores whole seconds, truncating (calendar.timegm),
+    which would run a retry up to a second before a server's Retry-After allows.
+    """
+    if at.microsecond:
+        return at.replace(microsecond=0) + timedelta(seconds=1)
+    return at
 
 
 class StepQueue:
@@ -48,7 +59,7 @@ class StepQueue:
         args = (run_id, step_id, attempt)
         try:
             if at is not None and at > datetime.now(timezone.utc):
-                self.queue.enqueue_at(at, RUN_STEP, *args, **options)
+                self.queue.enqueue_at(_not_before(at), RUN_STEP, *args, **options)
             else:
                 self.queue.enqueue(RUN_STEP, *args, **options)
         except DuplicateJobError:
