@@ -91,7 +91,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() alone accepts '²', which float() refuses
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -109,7 +109,12 @@ def error_for_status(
     retry_after: float | None = None,
     auth_hint: str | None = None,
 ) -> StepError:
-    """Classify an HTTP error status: 408, 429 and 5xx are transient, every other 4xx permanent."""
+    """Classify an HTTP error status: 408, 429 and 5xx are transient; 3xx and other 4xx permanent.
+
+    A redirect is an error, not a success: the shared client does not follow
+    redirects (a POST must not silently become a GET elsewhere), so a 3xx means
+    the request was not carried out, usually because the base URL is wrong.
+    """
     text = f"HTTP {status}: {message}"
     if status in (408, 429) or status >= 500:
         # A 5xx may come after the server committed the change; 408/429 mean it did nothing.

@@ -18,6 +18,7 @@ import httpx
 from engine.errors import error_for_status, error_for_transport, parse_retry_after
 
 MAX_LOGGED_BODY = 64 * 1024
+REDACTED = "[redacted]"
 
 ErrorReader = Callable[[httpx.Response], str]
 
@@ -51,6 +52,8 @@ class ApiClient:
         self._calls = calls
         self._read_error = read_error
         self._auth_hint = auth_hint
+        # Credentials travel only in headers; their values must never be written anywhere.
+        self._secrets = [value for value in self._headers.values() if len(value) >= 4]
 
     def request(
         self,
@@ -68,23 +71,43 @@ class ApiClient:
         """
         url = f"{self._base_url}{path}"
         started = time.perf_counter()
-        record: dict[str, Any] = {"method": method, "url": url, "params": dict(params or {}), "body": json_body}
+        record: dict[str, Any] = {
+            "method": method,
+            "url": url,
+            "params": self._scrub(dict(params or {})),
+            "body": self._scrub(_loggable(json_body)),
+        }
         try:
             response = self._http.request(method, url, params=params, json=json_body, headers=self._headers)
         except httpx.TransportError as exc:
             error = error_for_transport(exc)
-            self._calls.add(**record, status=None, response=None, error=error.message, ms=_ms(started))
+            self._calls.add(**record, status=None, response=None, error=self._scrub(error.message), ms=_ms(started))
             raise error from exc
         body = _decode(response)
-        self._calls.add(**record, status=response.status_code, response=_loggable(body), ms=_ms(started))
-        if response.status_code >= 400:
+        self._calls.add(**record, status=response.status_code, response=self._scrub(_loggable(body)), ms=_ms(started))
+        if response.status_code >= 300:
+            message = self._read_error(response)
+            if 300 <= response.status_code < 400:
+                message = f"unexpected redirect to {response.headers.get('location', '?')}; check the base URL"
             raise error_for_status(
                 response.status_code,
-                self._read_error(response),
+                self._scrub(message),
                 retry_after=parse_retry_after(response.headers.get("retry-after")),
                 auth_hint=self._auth_hint,
             )
         return body
+
+    def _scrub(self, value: Any) -> Any:
+        """Replace any credential this client sends wherever it appears (an API may echo it back)."""
+        if isinstance(value, str):
+            for secret in self._secrets:
+                value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, dict):
+            return {key: self._scrub(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._scrub(item) for item in value]
+        return value
 
 
 def _decode(response: httpx.Response) -> Any:
@@ -97,12 +120,13 @@ def _decode(response: httpx.Response) -> Any:
 
 
 def _loggable(body: Any) -> Any:
+    """The body as stored in the ledger: itself, or a truncated head if it is huge."""
     if body is None:
         return None
     text = body if isinstance(body, str) else json.dumps(body, default=str)
     if len(text) <= MAX_LOGGED_BODY:
         return body
-    return {"truncated": True, "bytes": len(text), "head": text[:MAX_LOGGED_BODY]}
+    return {"truncated": True, "chars": len(text), "head": text[:MAX_LOGGED_BODY]}
 
 
 def _ms(started: float) -> float:

@@ -35,7 +35,7 @@ AUTH_HINT = "check BIGCHANGE_API_KEY"
 
 
 def connect(settings: Settings, http: httpx.Client, calls: CallLog) -> ApiClient:
-    if settings.bigchange_api_key is None:
+    if settings.bigchange_api_key is None or not settings.bigchange_api_key.get_secret_value():
         raise PermanentStepError(
             "BIGCHANGE_API_KEY is not set; set it (and BIGCHANGE_BASE_URL if not the vh3 default), "
             "or start with `make run` without it to use the sandbox"
@@ -60,13 +60,19 @@ def read_error(response: httpx.Response) -> str:
         for key in ("message", "detail", "title", "error"):
             if isinstance(body.get(key), str) and body[key]:
                 return body[key]
-    return str(body)[:500]
+    if isinstance(body, str) and body:
+        return body[:500]
+    return response.text[:500]
 
 
 def _unwrap(body: Any) -> Any:
-    """Strip the `response`/`result` wrappers the proxy may add."""
+    """Strip the `response`/`result` wrappers the proxy may add.
+
+    Only a wrapper that is the sole key is stripped, so a record that merely has
+    a field called `result` (a job's outcome, say) is kept whole.
+    """
     for key in ("response", "result"):
-        if isinstance(body, dict) and isinstance(body.get(key), dict):
+        if isinstance(body, dict) and set(body) == {key} and isinstance(body[key], dict):
             body = body[key]
     return body
 
@@ -82,9 +88,10 @@ def as_list(body: Any) -> Output:
     inner = _unwrap(body)
     if isinstance(inner, list):
         return {"items": inner, "pageItemCount": len(inner)}
-    items = inner.get("items", []) if isinstance(inner, dict) else []
-    count = inner.get("pageItemCount", len(items)) if isinstance(inner, dict) else 0
-    return {"items": items, "pageItemCount": count}
+    items = inner.get("items") if isinstance(inner, dict) else None
+    items = items if isinstance(items, list) else []
+    count = inner.get("pageItemCount") if isinstance(inner, dict) else None
+    return {"items": items, "pageItemCount": count if isinstance(count, int) else len(items)}
 
 
 def as_record(body: Any) -> Output:
@@ -133,10 +140,15 @@ def rest(
     )
 
 
+def _matching(items: list[dict[str, Any]], **expected: Any) -> list[dict[str, Any]]:
+    """Items whose fields equal every expected value that is set."""
+    wanted = {key: value for key, value in expected.items() if value is not None}
+    return [item for item in items if all(item.get(key) == value for key, value in wanted.items())]
+
+
 def _first(items: list[dict[str, Any]], **expected: Any) -> Output | None:
-    for item in items:
-        if all(item.get(key) == value for key, value in expected.items() if value is not None):
-            return {**item, "id": item["id"]}
+    for item in _matching(items, **expected):
+        return {**item, "id": item["id"]}
     return None
 
 
@@ -165,10 +177,25 @@ def find_job(api: ApiClient, inp: m.JobCreate) -> Output | None:
 
 
 def find_constraint(api: ApiClient, inp: m.ConstraintCreate) -> Output | None:
-    """The same constraint type (and date/entity) already on the job."""
+    """The same constraint type (and instant/entity) already on the job.
+
+    The instant is compared as a time, not as text: the API may echo it with
+    milliseconds or +00:00.
+    """
     found = as_list(api.request("POST", "/jobs/constraints/list", json_body={"jobId": inp.jobId, "pageSize": 1000}))
-    at = _payload(inp).get("constraintAt")
-    return _first(found["items"], type=inp.type, constraintAt=at, entityId=inp.entityId)
+    for item in _matching(found["items"], type=inp.type, entityId=inp.entityId):
+        if _same_instant(item.get("constraintAt"), inp.constraintAt):
+            return {**item, "id": item["id"]}
+    return None
+
+
+def _same_instant(echoed: Any, wanted: datetime | None) -> bool:
+    if wanted is None or echoed is None:
+        return wanted is None and echoed is None
+    try:
+        return m.parse_utc(echoed) == wanted
+    except ValueError:
+        return False
 
 
 OPERATIONS = [

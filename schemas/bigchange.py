@@ -19,6 +19,11 @@ PageNumber = Annotated[int, Field(ge=1, description="1-based page index.")]
 Direction = Literal["ascending", "descending"]
 StopStatus = Literal["contactOnStop", "creditLimitOnStop"]
 AppliesTo = Literal["contactOnly", "contactAndChildren"]
+# Job status values, from VH3's tool guide §5 (shared/reference/bigchange-api.md §2.8).
+JobStatus = Literal[
+    "new", "read", "accepted", "refused", "scheduled", "unscheduled", "rescheduled", "onTheWay", "started",
+    "lateStart", "lateFinish", "completedOk", "completedWithIssues", "cancelled", "suspended", "sent",
+]
 ConstraintType = Literal[
     "jobMustStartAfter",
     "jobMustStartBefore",
@@ -43,7 +48,7 @@ ENTITY_CONSTRAINTS = {
 }
 
 
-def _utc(value: Any) -> datetime:
+def parse_utc(value: Any) -> datetime:
     """ISO 8601 with an explicit offset, converted to UTC. Naive times are refused: whose clock?"""
     if isinstance(value, str):
         try:
@@ -59,7 +64,7 @@ def _utc(value: Any) -> datetime:
 
 UtcDateTime = Annotated[
     datetime,
-    BeforeValidator(_utc),
+    BeforeValidator(parse_utc),
     # BigChange's strict format: seconds precision, Z suffix (reference notes §2.5).
     PlainSerializer(lambda v: v.strftime("%Y-%m-%dT%H:%M:%SZ"), return_type=str),
 ]
@@ -175,11 +180,12 @@ class JobList(_Window):
     pageNumber: PageNumber | None = None
     pageSize: PageSize | None = None
     direction: Direction | None = None
-    contactId: list[Id] | None = None
-    resourceId: list[Id] | None = None
-    typeId: list[Id] | None = None
+    contactId: list[Id] | None = Field(None, max_length=50)
+    resourceId: list[Id] | None = Field(None, max_length=50)
+    vehicleId: list[Id] | None = Field(None, max_length=50)
+    typeId: list[Id] | None = Field(None, max_length=50)
     reference: list[str] | None = Field(None, max_length=50)
-    status: list[str] | None = None
+    status: list[JobStatus] | None = None
 
 
 class JobScheduling(_In):
