@@ -21,6 +21,7 @@ from engine.services import EXTENSION, Services
 from handlers import build_registry
 from schemas.settings import Settings
 from web import api, health, hooks
+from web.errors import register_error_handlers
 
 
 def create_app(settings: Settings | None = None, environ: Mapping[str, str] | None = None) -> Flask:
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, environ: Mapping[str, str] | No
     app.register_blueprint(hooks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    register_error_handlers(app)
     for command in (db_cli, worker, sandbox, reconcile, workflows_cli):
         app.cli.add_command(command)
     return app

@@ -7,7 +7,6 @@ import hmac
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel
 from sqlalchemy import select
-from werkzeug.exceptions import HTTPException
 
 from engine import control, report, store
 from engine.models import Event, Run
@@ -37,11 +36,6 @@ def require_admin_token() -> tuple[Response, int] | None:
     if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
         return _error(401, "invalid admin token")
     return None
-
-
-@bp.errorhandler(HTTPException)
-def http_error(exc: HTTPException) -> tuple[Response, int]:
-    return _error(exc.code or 500, exc.description or exc.name)
 
 
 @bp.get("/runs")

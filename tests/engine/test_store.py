@@ -1,0 +1,204 @@
+"""The ledger on SQLite and PostgreSQL: atomic intake, dedupe by constraint, attempt claims, migrations."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from engine import store
+from engine.db import Database
+from engine.models import Base, Event, Run, StepAttempt
+
+
+@pytest.fixture
+def db(any_db_url: str) -> Database:
+    database = Database(any_db_url)
+    yield database
+    database.dispose()
+
+
+def make_event(key: str | None = "k1", status: str = "accepted") -> Event:
+    return Event(
+        id=store.new_id("evt"),
+        source="webform",
+        dedupe_key=key,
+        type="form.submitted",
+        status=status,
+        received_at=store.utcnow(),
+        content_type="application/json",
+        raw_body=b'{"name": "Jane"}',
+        data={"name": "Jane", "nested": {"n": [1, 2]}},
+        headers={"content-type": "application/json"},
+        query={},
+    )
+
+
+def make_run(event: Event, status: str = "queued", step: str = "contact") -> Run:
+    now = store.utcnow()
+    return Run(
+        id=store.new_id("run"),
+        workflow="web-enquiry",
+        workflow_hash="h" * 64,
+        definition={"name": "web-enquiry", "steps": [{"id": step, "uses": "x"}]},
+        event_id=event.id,
+        status=status,
+        current_step=step,
+        step_index=0,
+        attempt=1,
+        budget_start=1,
+        due_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def test_migrations_produce_exactly_the_models(any_db_url: str) -> None:
+    engine = sa.create_engine(any_db_url)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    engine.dispose()
+
+
+def test_an_event_and_its_runs_are_stored_in_one_commit(db: Database) -> None:
+    event = make_event()
+    run = make_run(event)
+    with db.session() as session:
+        store.insert_event(session, event, [run])
+    with db.session() as session:
+        stored = session.get(Event, event.id)
+        assert stored.data == {"name": "Jane", "nested": {"n": [1, 2]}}
+        assert stored.raw_body == b'{"name": "Jane"}'
+        assert session.get(Run, run.id).event_id == event.id
+
+
+def test_datetimes_come_back_timezone_aware_utc(db: Database) -> None:
+    event = make_event()
+    event.received_at = datetime(2026, 11, 22, 9, 30, tzinfo=timezone(timedelta(hours=2)))
+    with db.session() as session:
+        store.insert_event(session, event, [])
+    with db.session() as session:
+        assert session.get(Event, event.id).received_at == datetime(2026, 11, 22, 7, 30, tzinfo=timezone.utc)
+
+
+def test_naive_datetimes_are_refused() -> None:
+    from engine.models import UTCDateTime
+
+    with pytest.raises(ValueError, match="naive"):
+        UTCDateTime().process_bind_param(datetime(2026, 1, 1), None)  # type: ignore[arg-type]
+
+
+def test_a_duplicate_key_names_the_original_and_stores_no_runs(db: Database) -> None:
+    first = make_event("same")
+    with db.session() as session:
+        store.insert_event(session, first, [make_run(first)])
+    second = make_event("same")
+    with db.session() as session, pytest.raises(store.DuplicateEvent) as raised:
+        store.insert_event(session, second, [make_run(second)])
+    assert raised.value.event_id == first.id
+    with db.session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Run)) == 1
+        assert session.get(Event, second.id) is None
+
+
+def test_concurrent_duplicates_are_decided_by_the_constraint(db: Database) -> None:
+    # Given 8 deliveries of the same event racing each other
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def deliver() -> None:
+        event = make_event("raced")
+        barrier.wait()
+        with db.session() as session:
+            try:
+                store.insert_event(session, event, [make_run(event)])
+                outcomes.append("stored")
+            except store.DuplicateEvent:
+                outcomes.append("duplicate")
+
+    threads = [threading.Thread(target=deliver) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then exactly one was stored, the rest were told they are duplicates
+    assert sorted(outcomes) == ["duplicate"] * 7 + ["stored"]
+    with db.session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Run)) == 1
+
+
+def test_rejected_events_without_a_key_never_collide(db: Database) -> None:
+    with db.session() as session:
+        for _ in range(3):
+            store.insert_event(session, make_event(key=None, status="rejected"), [])
+    with db.session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Event)) == 3
+
+
+class TestClaims:
+    def stored_run(self, db: Database, status: str = "queued") -> Run:
+        event = make_event()
+        run = make_run(event, status=status)
+        with db.session() as session:
+            store.insert_event(session, event, [run])
+        return run
+
+    def test_the_awaited_attempt_is_claimed_once(self, db: Database) -> None:
+        run = self.stored_run(db)
+        with db.session() as session:
+            claimed = store.claim_attempt(session, run.id, "contact", 1)
+        assert claimed is not None and claimed.status == "running" and claimed.started_at is not None
+        with db.session() as session:
+            assert store.claim_attempt(session, run.id, "contact", 1) is None
+            (attempt,) = store.attempts_of(session, run.id)
+            assert (attempt.step_id, attempt.attempt, attempt.status) == ("contact", 1, "started")
+
+    @pytest.mark.parametrize(("step", "attempt"), [("contact", 2), ("job", 1)])
+    def test_a_job_for_a_step_or_attempt_the_run_is_not_waiting_for_is_stale(
+        self, db: Database, step: str, attempt: int
+    ) -> None:
+        run = self.stored_run(db)
+        with db.session() as session:
+            assert store.claim_attempt(session, run.id, step, attempt) is None
+
+    @pytest.mark.parametrize("status", ["succeeded", "failed", "cancelled"])
+    def test_a_finished_run_claims_nothing(self, db: Database, status: str) -> None:
+        run = self.stored_run(db, status=status)
+        with db.session() as session:
+            assert store.claim_attempt(session, run.id, "contact", 1) is None
+            assert store.attempts_of(session, run.id) == []
+
+    def test_racing_claims_let_exactly_one_worker_through(self, db: Database) -> None:
+        run = self.stored_run(db)
+        wins: list[bool] = []
+        barrier = threading.Barrier(6)
+
+        def claim() -> None:
+            barrier.wait()
+            with db.session() as session:
+                wins.append(store.claim_attempt(session, run.id, "contact", 1) is not None)
+
+        threads = [threading.Thread(target=claim) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(wins) == [False] * 5 + [True]
+        with db.session() as session:
+            assert session.scalar(sa.select(sa.func.count()).select_from(StepAttempt)) == 1
+
+
+def test_idle_active_runs_are_oldest_first_and_exclude_finished(db: Database) -> None:
+    event = make_event()
+    old, recent, done = make_run(event), make_run(event), make_run(event, status="succeeded")
+    now = store.utcnow()
+    old.updated_at, recent.updated_at, done.updated_at = now - timedelta(minutes=5), now, now - timedelta(hours=1)
+    with db.session() as session:
+        store.insert_event(session, event, [recent, old, done])
+    with db.session() as session:
+        idle = store.idle_active_runs(session, now - timedelta(minutes=1), limit=10)
+    assert [run.id for run in idle] == [old.id]
