@@ -50,6 +50,9 @@ class EmbeddedRedis:
             [str(SERVER_BINARY), "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
              "--appendonly", "no", "--dir", self._dir.name, "--loglevel", "warning"],
             stdout=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C to the terminal must not kill Redis under workers still shutting down;
+            # stop() ends it once they are gone.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while not redis_answers(self.url):

@@ -202,3 +202,11 @@ def test_idle_active_runs_are_oldest_first_and_exclude_finished(db: Database) ->
     with db.session() as session:
         idle = store.idle_active_runs(session, now - timedelta(minutes=1), limit=10)
     assert [run.id for run in idle] == [old.id]
+
+
+def test_migrating_a_fresh_sqlite_path_creates_its_folder(tmp_path) -> None:  # noqa: ANN001
+    from engine.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'instance' / 'nested' / 'hookflow.db'}"
+    upgrade(url)
+    assert (tmp_path / "instance" / "nested" / "hookflow.db").exists()
