@@ -1,0 +1,33 @@
+# `make run` and `make test` bootstrap themselves: a fresh clone needs only python3 (>= 3.11).
+# Each requirements set is installed into .venv once, and again only when its files change
+# (a stamp file inside .venv, older than the requirements, triggers the reinstall).
+
+PYTHON ?= python3
+PYTEST_ARGS ?=
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --disable-pip-version-check --quiet
+
+.PHONY: run test check
+
+run: $(VENV)/.runtime-installed
+	$(BIN)/python -m bootstrap.run
+
+test: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: $(VENV)/.runtime-installed
+	$(BIN)/flask --app app workflows check
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "Hookflow needs Python >= 3.11; run e.g. make $(MAKECMDGOALS) PYTHON=python3.11" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	$(PIP) -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(PIP) -r requirements-dev.txt
+	touch $@
