@@ -8,13 +8,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check --quiet
 
-.PHONY: run test check
+.PHONY: run test check lint
 
 run: $(VENV)/.runtime-installed
 	$(BIN)/python -m bootstrap.run
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 check: $(VENV)/.runtime-installed
 	$(BIN)/flask --app app workflows check

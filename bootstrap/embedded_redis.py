@@ -47,8 +47,21 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self._process = subprocess.Popen(
-            [str(SERVER_BINARY), "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-             "--appendonly", "no", "--dir", self._dir.name, "--loglevel", "warning"],
+            [
+                str(SERVER_BINARY),
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self._dir.name,
+                "--loglevel",
+                "warning",
+            ],
             stdout=subprocess.DEVNULL,
             # Its own session: a Ctrl-C to the terminal must not kill Redis under workers still shutting down;
             # stop() ends it once they are gone.

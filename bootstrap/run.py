@@ -183,8 +183,17 @@ def print_tour(env: Mapping[str, str], filled: set[str], ports: Ports, with_sand
 def honcho_command(bin_dir: Path, with_sandbox: bool) -> list[str]:
     processes = ["web", "worker", *(["sandbox"] if with_sandbox else [])]
     # --env /dev/null: .env was already merged by load_environment; honcho must not re-apply it over our decisions.
-    return [str(bin_dir / "honcho"), "start", "--procfile", "Procfile", "--env", os.devnull,
-            "--concurrency", f"worker={WORKER_PROCESSES}", *processes]
+    return [
+        str(bin_dir / "honcho"),
+        "start",
+        "--procfile",
+        "Procfile",
+        "--env",
+        os.devnull,
+        "--concurrency",
+        f"worker={WORKER_PROCESSES}",
+        *processes,
+    ]
 
 
 def child_environment(env: Env, ports: Ports, bin_dir: Path) -> None:

@@ -34,6 +34,8 @@ def check(directory: Path | None, strict: bool, fmt: str) -> None:
     else:
         for issue in catalog.issues:
             click.echo(str(issue), err=issue in failing)
-        click.echo(f"{len(catalog.workflows)} workflow(s), {len(catalog.sources) + len(catalog.unconfigured)} "
-                   f"source(s), {len(failing)} error(s), {len(catalog.issues) - len(failing)} warning(s)")
+        click.echo(
+            f"{len(catalog.workflows)} workflow(s), {len(catalog.sources) + len(catalog.unconfigured)} "
+            f"source(s), {len(failing)} error(s), {len(catalog.issues) - len(failing)} warning(s)"
+        )
     sys.exit(1 if failing else 0)

@@ -39,8 +39,10 @@ def retry_run(services: Services, run_id: str) -> Run:
             .limit(1)
         )
         if last is None:
-            raise RunConflict(f"run {run_id} failed before its first step ({run.error}); fix the workflow and "
-                              "replay the event instead")
+            raise RunConflict(
+                f"run {run_id} failed before its first step ({run.error}); fix the workflow and "
+                "replay the event instead"
+            )
         nxt = retry_failed(run.current_step, run.step_index, last.attempt)
         store.apply_next(run, nxt, store.utcnow())
         session.commit()

@@ -195,8 +195,9 @@ def load_sources(path: Path, environ: Mapping[str, str]) -> _SourcesResult:
             names = ", ".join(sorted({var for _, var in missing}))
             result.unconfigured[name] = f"environment variable {names} is not set"
             result.issues += [
-                doc.issue(at, f"environment variable {var} is not set; /hooks/{name} answers 503 until it is",
-                          f"export {var}").warning()
+                doc.issue(
+                    at, f"environment variable {var} is not set; /hooks/{name} answers 503 until it is", f"export {var}"
+                ).warning()
                 for at, var in missing
             ]
             continue
@@ -237,8 +238,13 @@ def _semantic_issues(
     issues = []
     if spec.on.source not in sources:
         known = ", ".join(sorted(sources)) or "none"
-        issues.append(doc.issue(("on", "source"), f"source {spec.on.source!r} is not defined in {SOURCES_FILE}",
-                                f"defined sources: {known}"))
+        issues.append(
+            doc.issue(
+                ("on", "source"),
+                f"source {spec.on.source!r} is not defined in {SOURCES_FILE}",
+                f"defined sources: {known}",
+            )
+        )
     templates: list[tuple[Loc, Any]] = [(("on", "if"), spec.on.if_)]
     for index, step in enumerate(spec.steps):
         if step.uses not in operations:
@@ -298,7 +304,9 @@ def load_catalog(
             continue
         if loaded.spec.name in workflows:
             other = workflows[loaded.spec.name].path.name
-            issues.append(Issue(str(path), 1, 1, "name", f"workflow name {loaded.spec.name!r} is already used by {other}"))
+            issues.append(
+                Issue(str(path), 1, 1, "name", f"workflow name {loaded.spec.name!r} is already used by {other}")
+            )
             continue
         workflows[loaded.spec.name] = loaded
     return Catalog(loaded_sources.sources, loaded_sources.unconfigured, workflows, tuple(issues))
@@ -345,4 +353,3 @@ class CatalogCache:
             return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in entries)
         except OSError as exc:
             raise SpecError(f"cannot read WORKFLOWS_DIR {self._directory}: {exc}") from exc
-

@@ -81,7 +81,7 @@ class StepQueue:
             pipe.hget(Job.key_for(job_id(run_id, step_id, attempt)), "status")
         statuses = pipe.execute()
         lost = []
-        for key, status in zip(keys, statuses):
+        for key, status in zip(keys, statuses, strict=True):
             text = status.decode() if isinstance(status, bytes) else status
             if text is None:
                 lost.append(key)

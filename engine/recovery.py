@@ -101,8 +101,9 @@ def _fail_lost_attempt(services: Services, run: Run, attempt: StepAttempt) -> No
     spec = services.spec_for(run.workflow_hash, run.definition)
     policy = services.default_retry.merged_with(spec.steps[run.step_index].retry)
     store.apply_next(run, after_attempt(spec, run.step_index, attempt.attempt, run.budget_start, error, policy), now)
-    log.warning("reconciler: run %s step %s attempt %d was lost with its worker", run.id, run.current_step,
-                attempt.attempt)
+    log.warning(
+        "reconciler: run %s step %s attempt %d was lost with its worker", run.id, run.current_step, attempt.attempt
+    )
 
 
 class ReconcilerThread(threading.Thread):

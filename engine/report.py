@@ -24,10 +24,7 @@ def describe(run: Run, attempts: list[StepAttempt]) -> RunOut:
     by_step: dict[str, list[StepAttempt]] = {}
     for attempt in attempts:
         by_step.setdefault(attempt.step_id, []).append(attempt)
-    steps = [
-        _step(step["id"], step["uses"], run, by_step.get(step["id"], []))
-        for step in run.definition["steps"]
-    ]
+    steps = [_step(step["id"], step["uses"], run, by_step.get(step["id"], [])) for step in run.definition["steps"]]
     return RunOut(
         **summarize(run).model_dump(),
         workflow_hash=run.workflow_hash,

@@ -71,8 +71,9 @@ class StepExecution:
         with self.services.db.session() as session:
             run = store.claim_attempt(session, self.run_id, self.step_id, self.attempt)
             if run is None:
-                log.info("step job %s/%s#%d is stale or already claimed; skipping",
-                         self.run_id, self.step_id, self.attempt)
+                log.info(
+                    "step job %s/%s#%d is stale or already claimed; skipping", self.run_id, self.step_id, self.attempt
+                )
                 return
             event = session.get(Event, run.event_id)
             history = store.attempts_of(session, self.run_id)
@@ -82,8 +83,9 @@ class StepExecution:
         try:
             result = self._attempt(spec, step, run, event, history)
         except JobTimeoutException:
-            result = AttemptResult(AttemptStatus.FAILED, error=TransientStepError(
-                "step exceeded its job timeout", outcome_unknown=True))
+            result = AttemptResult(
+                AttemptStatus.FAILED, error=TransientStepError("step exceeded its job timeout", outcome_unknown=True)
+            )
         except Exception as exc:
             # A bug in a handler or the engine: fail this run visibly, then let RQ record the traceback too.
             error = PermanentStepError(f"internal error: {type(exc).__name__}: {exc}")
@@ -122,8 +124,11 @@ class StepExecution:
         if reconcile and operation.find_existing is not None:
             existing = operation.find_existing(api, inp)
             if existing is not None:
-                log.info("run %s step %s: reconciled with an existing record instead of creating one",
-                         self.run_id, self.step_id)
+                log.info(
+                    "run %s step %s: reconciled with an existing record instead of creating one",
+                    self.run_id,
+                    self.step_id,
+                )
                 return existing, True
         return operation.call(api, inp), False
 
@@ -152,8 +157,9 @@ def enqueue_next(services: Services, run_id: str, nxt: Next, due_at: datetime | 
     try:
         services.queue.enqueue(run_id, nxt.step_id, nxt.attempt, at=due_at if nxt.delay else None)
     except RedisError as exc:
-        log.warning("run %s: could not enqueue step %s (%s); the reconciler will re-enqueue it",
-                    run_id, nxt.step_id, exc)
+        log.warning(
+            "run %s: could not enqueue step %s (%s); the reconciler will re-enqueue it", run_id, nxt.step_id, exc
+        )
 
 
 def template_context(spec: WorkflowSpec, run: Run, event: Event, history: list[StepAttempt]) -> dict[str, Any]:

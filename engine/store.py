@@ -94,7 +94,9 @@ def claim_attempt(session: Session, run_id: str, step_id: str, attempt: int) -> 
 def attempts_of(session: Session, run_id: str) -> list[StepAttempt]:
     return list(
         session.scalars(
-            select(StepAttempt).where(StepAttempt.run_id == run_id).order_by(StepAttempt.step_index, StepAttempt.attempt)
+            select(StepAttempt)
+            .where(StepAttempt.run_id == run_id)
+            .order_by(StepAttempt.step_index, StepAttempt.attempt)
         )
     )
 

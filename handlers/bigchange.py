@@ -105,7 +105,9 @@ def as_created(body: Any) -> Output:
     new_id = created_id(body)
     if new_id is None:
         # The create succeeded but we cannot chain from it; a retry must reconcile, not re-create.
-        raise PermanentStepError(f"BigChange answered the create without an id: {str(body)[:300]}", outcome_unknown=True)
+        raise PermanentStepError(
+            f"BigChange answered the create without an id: {str(body)[:300]}", outcome_unknown=True
+        )
     return {**as_record(body), "id": new_id}
 
 
@@ -200,7 +202,9 @@ def _same_instant(echoed: Any, wanted: datetime | None) -> bool:
 
 OPERATIONS = [
     rest("GET", "/contacts/contact", m.ContactGet),
-    rest("POST", "/contacts/create", m.ContactCreate, as_created, find_existing=find_contact, natural_key=("reference",)),
+    rest(
+        "POST", "/contacts/create", m.ContactCreate, as_created, find_existing=find_contact, natural_key=("reference",)
+    ),
     rest("POST", "/contacts/edit", m.ContactEdit),
     rest("POST", "/contacts/list", m.ContactList, as_list),
     rest("POST", "/contacts/on_stop", m.ContactOnStop),

@@ -45,8 +45,24 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from sandbox.faults import FaultPlan, inject_after, inject_before, register_control_routes
 from sandbox.validation import (
-    Field, InputError, Integer, ListOf, Number, Object, OneOf, OneOrMany, Scalar, Text,
-    UtcDateTime, Uuid, exceeds_months, from_query, page_of, parse_utc_text, utc_text, validate,
+    Field,
+    InputError,
+    Integer,
+    ListOf,
+    Number,
+    Object,
+    OneOf,
+    OneOrMany,
+    Scalar,
+    Text,
+    UtcDateTime,
+    Uuid,
+    exceeds_months,
+    from_query,
+    page_of,
+    parse_utc_text,
+    utc_text,
+    validate,
 )
 
 EXTENSION_KEY = "bigchange_sandbox"
@@ -63,17 +79,36 @@ CONTACT_STATUSES = ("normal", "contactOnStop", "creditLimitOnStop")
 APPLIES_TO = ("contactOnly", "contactAndChildren")
 DIRECTIONS = ("ascending", "descending")
 JOB_STATUSES = (
-    "new", "read", "accepted", "refused", "scheduled", "unscheduled", "rescheduled", "onTheWay",
-    "started", "lateStart", "lateFinish", "completedOk", "completedWithIssues", "cancelled",
-    "suspended", "sent",
+    "new",
+    "read",
+    "accepted",
+    "refused",
+    "scheduled",
+    "unscheduled",
+    "rescheduled",
+    "onTheWay",
+    "started",
+    "lateStart",
+    "lateFinish",
+    "completedOk",
+    "completedWithIssues",
+    "cancelled",
+    "suspended",
+    "sent",
 )
 DATE_CONSTRAINTS = ("jobMustStartAfter", "jobMustStartBefore", "jobMustCompleteBefore")
 ENTITY_CONSTRAINTS = (
-    "jobResource", "jobResourceGroup", "jobVehicle", "jobVehicleGroup",
-    "jobRequiresResourceSkill", "jobRequiresVehicleAttribute",
+    "jobResource",
+    "jobResourceGroup",
+    "jobVehicle",
+    "jobVehicleGroup",
+    "jobRequiresResourceSkill",
+    "jobRequiresVehicleAttribute",
 )
 CONSTRAINT_TYPES = (
-    *DATE_CONSTRAINTS, "jobMustStartInAvailableHours", "jobMustCompleteInAvailableHours",
+    *DATE_CONSTRAINTS,
+    "jobMustStartInAvailableHours",
+    "jobMustCompleteInAvailableHours",
     *ENTITY_CONSTRAINTS,
 )
 MAX_WINDOW_MONTHS = 12
@@ -106,8 +141,12 @@ def gateway_error(status: int, code: str, message: str, param: str | None = None
 
 def problem(status: int, detail: str) -> ApiError:
     """An RFC 7807 problem, as BigChange itself answers."""
-    body = {"type": f"https://httpstatuses.io/{status}", "title": HTTPStatus(status).phrase,
-            "status": status, "detail": detail}
+    body = {
+        "type": f"https://httpstatuses.io/{status}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
     return ApiError(status, body, "application/problem+json")
 
 
@@ -181,16 +220,25 @@ def _redact(value: Any, secret: str) -> Any:
 # --- request contracts -------------------------------------------------------------
 
 ID = Integer(minimum=1)
-PAGING = (Field("pageNumber", Integer(minimum=1), default=1),
-          Field("pageSize", Integer(minimum=1, maximum=1000), default=100))
+PAGING = (
+    Field("pageNumber", Integer(minimum=1), default=1),
+    Field("pageSize", Integer(minimum=1, maximum=1000), default=100),
+)
 DIRECTION = Field("direction", OneOf(DIRECTIONS), default="ascending")
 NAME = Text(max_length=100, non_empty=True)
-LOCATION = Object((Field("latitude", Number(-90, 90), required=True),
-                   Field("longitude", Number(-180, 180), required=True)))
+LOCATION = Object(
+    (Field("latitude", Number(-90, 90), required=True), Field("longitude", Number(-180, 180), required=True))
+)
 CONTACT_DETAILS = (
-    Field("reference", Text()), Field("groupId", ID), Field("parentId", ID),
-    Field("location", LOCATION), Field("street", Text()), Field("town", Text()),
-    Field("postalCode", Text()), Field("country", Text()), Field("extraInformation", Text()),
+    Field("reference", Text()),
+    Field("groupId", ID),
+    Field("parentId", ID),
+    Field("location", LOCATION),
+    Field("street", Text()),
+    Field("town", Text()),
+    Field("postalCode", Text()),
+    Field("country", Text()),
+    Field("extraInformation", Text()),
 )
 CONTACT_ID = Field("contactId", ID, required=True)
 JOB_ID = Field("jobId", ID, required=True)
@@ -200,38 +248,57 @@ CONTACT_GET = (CONTACT_ID,)
 CONTACT_CREATE = (Field("name", NAME, required=True), *CONTACT_DETAILS)
 CONTACT_EDIT = (CONTACT_ID, Field("name", NAME), *CONTACT_DETAILS)
 CONTACT_LIST = (
-    *PAGING, Field("createdAtFrom", UtcDateTime()), Field("createdAtTo", UtcDateTime()),
-    Field("sortBy", OneOf(("createdAt", "name")), default="createdAt"), DIRECTION,
-    Field("name", Text()), Field("reference", ListOf(Text(), 50)), Field("id", ListOf(ID, 50)),
+    *PAGING,
+    Field("createdAtFrom", UtcDateTime()),
+    Field("createdAtTo", UtcDateTime()),
+    Field("sortBy", OneOf(("createdAt", "name")), default="createdAt"),
+    DIRECTION,
+    Field("name", Text()),
+    Field("reference", ListOf(Text(), 50)),
+    Field("id", ListOf(ID, 50)),
     Field("status", OneOf(CONTACT_STATUSES)),
 )
-CONTACT_ON_STOP = (CONTACT_ID, Field("status", OneOf(CONTACT_STATUSES[1:]), required=True),
-                   Field("stopReason", Text()), APPLIES)
+CONTACT_ON_STOP = (
+    CONTACT_ID,
+    Field("status", OneOf(CONTACT_STATUSES[1:]), required=True),
+    Field("stopReason", Text()),
+    APPLIES,
+)
 CONTACT_UNSTOP = (CONTACT_ID, APPLIES)
 JOB_GET = (Field("jobId", ID, required=True, aliases=("id",)),)
 JOB_DETAILS = (
-    Field("description", Text()), Field("reference", Text()),
-    Field("plannedDuration", Integer(minimum=0)), Field("personId", Uuid()),
-    Field("orderNumber", Text()), Field("jobGroupId", ID),
-    Field("customFields", ListOf(Object((Field("definitionId", ID, required=True),
-                                         Field("value", Scalar()))))),
+    Field("description", Text()),
+    Field("reference", Text()),
+    Field("plannedDuration", Integer(minimum=0)),
+    Field("personId", Uuid()),
+    Field("orderNumber", Text()),
+    Field("jobGroupId", ID),
+    Field("customFields", ListOf(Object((Field("definitionId", ID, required=True), Field("value", Scalar()))))),
 )
 JOB_CREATE = (Field("typeId", ID, required=True), CONTACT_ID, *JOB_DETAILS)
 JOB_LIST = (
-    *PAGING, Field("createdAtFrom", UtcDateTime(), required=True),
-    Field("createdAtTo", UtcDateTime(), required=True), DIRECTION,
-    Field("contactId", OneOrMany(ID)), Field("resourceId", OneOrMany(ID)),
-    Field("status", OneOrMany(OneOf(JOB_STATUSES))), Field("reference", ListOf(Text(), 50)),
+    *PAGING,
+    Field("createdAtFrom", UtcDateTime(), required=True),
+    Field("createdAtTo", UtcDateTime(), required=True),
+    DIRECTION,
+    Field("contactId", OneOrMany(ID)),
+    Field("resourceId", OneOrMany(ID)),
+    Field("status", OneOrMany(OneOf(JOB_STATUSES))),
+    Field("reference", ListOf(Text(), 50)),
 )
-JOB_SCHEDULING = (JOB_ID, Field("resourceId", ID), Field("vehicleId", ID),
-                  Field("plannedStartAt", UtcDateTime()))
-CONSTRAINT_CREATE = (JOB_ID, Field("type", OneOf(CONSTRAINT_TYPES), required=True),
-                     Field("constraintAt", UtcDateTime()), Field("entityId", ID))
+JOB_SCHEDULING = (JOB_ID, Field("resourceId", ID), Field("vehicleId", ID), Field("plannedStartAt", UtcDateTime()))
+CONSTRAINT_CREATE = (
+    JOB_ID,
+    Field("type", OneOf(CONSTRAINT_TYPES), required=True),
+    Field("constraintAt", UtcDateTime()),
+    Field("entityId", ID),
+)
 CONSTRAINT_LIST = (JOB_ID, *PAGING)
 CONSTRAINT_DELETE = (Field("jobId", ID), Field("constraintId", ID, required=True))
 
 
 # --- lookups and shared rules --------------------------------------------------------
+
 
 def find(table: Mapping[int, T], kind: str, ident: int) -> T:
     if ident not in table:
@@ -245,8 +312,9 @@ def checked_window(p: Record) -> tuple[datetime | None, datetime | None]:
         if end < start:
             raise InputError("createdAtTo", "Invalid param: createdAtTo must not be before createdAtFrom")
         if exceeds_months(start, end, MAX_WINDOW_MONTHS):
-            raise problem(422, "The date range between createdAtFrom and createdAtTo "
-                               f"cannot exceed {MAX_WINDOW_MONTHS} months")
+            raise problem(
+                422, f"The date range between createdAtFrom and createdAtTo cannot exceed {MAX_WINDOW_MONTHS} months"
+            )
     return start, end
 
 
@@ -274,6 +342,7 @@ def stop_targets(sim: BigChangeSandbox, contact: Record, applies_to: str) -> lis
 
 # --- handlers: contacts ----------------------------------------------------------------
 
+
 def contacts_get(sim: BigChangeSandbox, p: Record) -> Reply:
     return 200, copy.deepcopy(find(sim.records.contacts, "Contact", p["contactId"]))
 
@@ -282,8 +351,13 @@ def contacts_create(sim: BigChangeSandbox, p: Record) -> Reply:
     check_contact_refs(sim, p)
     ident = sim.records.new_id("contact")
     sim.records.contacts[ident] = {
-        "id": ident, "name": p["name"], "status": "normal", "stopReason": None, "appliesTo": None,
-        **{spec.name: p.get(spec.name) for spec in CONTACT_DETAILS}, "createdAt": sim.now_text(),
+        "id": ident,
+        "name": p["name"],
+        "status": "normal",
+        "stopReason": None,
+        "appliesTo": None,
+        **{spec.name: p.get(spec.name) for spec in CONTACT_DETAILS},
+        "createdAt": sim.now_text(),
     }
     return 201, {"id": ident}
 
@@ -301,7 +375,8 @@ def contacts_list(sim: BigChangeSandbox, p: Record) -> Reply:
     start, end = checked_window(p)
     prefix = p.get("name", "").casefold()
     items = [
-        c for c in sim.records.contacts.values()
+        c
+        for c in sim.records.contacts.values()
         if created_within(c, start, end)
         and c["name"].casefold().startswith(prefix)
         and ("reference" not in p or c["reference"] in p["reference"])
@@ -309,8 +384,10 @@ def contacts_list(sim: BigChangeSandbox, p: Record) -> Reply:
         and ("status" not in p or c["status"] == p["status"])
     ]
     by_name = p["sortBy"] == "name"
-    items.sort(key=lambda c: (c["name"].casefold() if by_name else c["createdAt"], c["id"]),
-               reverse=p["direction"] == "descending")
+    items.sort(
+        key=lambda c: (c["name"].casefold() if by_name else c["createdAt"], c["id"]),
+        reverse=p["direction"] == "descending",
+    )
     return 200, copy.deepcopy(page(items, p))
 
 
@@ -330,6 +407,7 @@ def contacts_unstop(sim: BigChangeSandbox, p: Record) -> Reply:
 
 # --- handlers: jobs ----------------------------------------------------------------
 
+
 def jobs_get(sim: BigChangeSandbox, p: Record) -> Reply:
     return 200, sim.job_view(find(sim.records.jobs, "Job", p["jobId"]))
 
@@ -339,13 +417,18 @@ def jobs_create(sim: BigChangeSandbox, p: Record) -> Reply:
     contact = find(sim.records.contacts, "Contact", p["contactId"])
     if contact["status"] != "normal":
         # BigChange blocks job creation for on-stop contacts, whichever flavour.
-        raise problem(422, f"Contact {contact['id']} is on stop ({contact['status']}); "
-                           "jobs cannot be created for it")
+        raise problem(422, f"Contact {contact['id']} is on stop ({contact['status']}); jobs cannot be created for it")
     ident = sim.records.new_id("job")
     sim.records.jobs[ident] = {
-        "id": ident, "typeId": p["typeId"], "contactId": contact["id"], "status": "new",
+        "id": ident,
+        "typeId": p["typeId"],
+        "contactId": contact["id"],
+        "status": "new",
         **{spec.name: p.get(spec.name) for spec in JOB_DETAILS},
-        "resourceId": None, "vehicleId": None, "plannedStartAt": None, "createdAt": sim.now_text(),
+        "resourceId": None,
+        "vehicleId": None,
+        "plannedStartAt": None,
+        "createdAt": sim.now_text(),
     }
     return 201, {"id": ident}
 
@@ -353,7 +436,8 @@ def jobs_create(sim: BigChangeSandbox, p: Record) -> Reply:
 def jobs_list(sim: BigChangeSandbox, p: Record) -> Reply:
     start, end = checked_window(p)
     items = [
-        sim.job_view(job) for job in sim.records.jobs.values()
+        sim.job_view(job)
+        for job in sim.records.jobs.values()
         if created_within(job, start, end)
         and ("contactId" not in p or job["contactId"] in p["contactId"])
         and ("resourceId" not in p or job["resourceId"] in p["resourceId"])
@@ -380,6 +464,7 @@ def jobs_scheduling(sim: BigChangeSandbox, p: Record) -> Reply:
 
 # --- handlers: job constraints -------------------------------------------------------------
 
+
 def constraints_create(sim: BigChangeSandbox, p: Record) -> Reply:
     kind = p["type"]
     for needed, kinds in (("constraintAt", DATE_CONSTRAINTS), ("entityId", ENTITY_CONSTRAINTS)):
@@ -393,8 +478,12 @@ def constraints_create(sim: BigChangeSandbox, p: Record) -> Reply:
     ident = sim.records.new_id("constraint")
     at = p.get("constraintAt")
     sim.records.constraints[ident] = {
-        "id": ident, "jobId": p["jobId"], "type": kind, "constraintAt": at and utc_text(at),
-        "entityId": p.get("entityId"), "createdAt": sim.now_text(),
+        "id": ident,
+        "jobId": p["jobId"],
+        "type": kind,
+        "constraintAt": at and utc_text(at),
+        "entityId": p.get("entityId"),
+        "createdAt": sim.now_text(),
     }
     return 201, {"id": ident}
 
@@ -416,6 +505,7 @@ def constraints_delete(sim: BigChangeSandbox, p: Record) -> Reply:
 
 
 # --- the endpoint table ----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -443,6 +533,7 @@ ENDPOINTS = (
 
 
 # --- the Flask app ----------------------------------------------------------------
+
 
 def create_app(api_key: str = "sandbox-key", clock: Callable[[], datetime] | None = None) -> Flask:
     """Build a fresh simulated tenant seeded with the job types, resources and vehicles

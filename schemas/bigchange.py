@@ -21,8 +21,22 @@ StopStatus = Literal["contactOnStop", "creditLimitOnStop"]
 AppliesTo = Literal["contactOnly", "contactAndChildren"]
 # Job status values, from VH3's tool guide §5 (shared/reference/bigchange-api.md §2.8).
 JobStatus = Literal[
-    "new", "read", "accepted", "refused", "scheduled", "unscheduled", "rescheduled", "onTheWay", "started",
-    "lateStart", "lateFinish", "completedOk", "completedWithIssues", "cancelled", "suspended", "sent",
+    "new",
+    "read",
+    "accepted",
+    "refused",
+    "scheduled",
+    "unscheduled",
+    "rescheduled",
+    "onTheWay",
+    "started",
+    "lateStart",
+    "lateFinish",
+    "completedOk",
+    "completedWithIssues",
+    "cancelled",
+    "suspended",
+    "sent",
 ]
 ConstraintType = Literal[
     "jobMustStartAfter",

@@ -7,7 +7,7 @@ already resolved from `${VAR}` references by the loader.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 
@@ -64,7 +64,7 @@ def _verify_shorthand(value: Any) -> Any:
 
 
 Verify = Annotated[
-    Union[TokenVerify, HmacVerify, NoVerify],
+    TokenVerify | HmacVerify | NoVerify,
     BeforeValidator(_verify_shorthand),
     Field(discriminator="type"),
 ]

@@ -31,8 +31,15 @@ from schemas.settings import PROJECT_ROOT
 
 T = TypeVar("T")
 # Set by a developer's shell, these would change what the launcher decides; the tests want its defaults.
-UNSET = ("BIGCHANGE_API_KEY", "BIGCHANGE_BASE_URL", "ADMIN_TOKEN", "WEBFORM_TOKEN", "ACCOUNTS_SECRET",
-         "WORKFLOWS_DIR", "PORT")
+UNSET = (
+    "BIGCHANGE_API_KEY",
+    "BIGCHANGE_BASE_URL",
+    "ADMIN_TOKEN",
+    "WEBFORM_TOKEN",
+    "ACCOUNTS_SECRET",
+    "WORKFLOWS_DIR",
+    "PORT",
+)
 STARTUP_SECONDS = 60.0
 RUN_SECONDS = 60.0
 SHUTDOWN_SECONDS = 20.0
@@ -124,8 +131,11 @@ def _group_alive(pgid: int) -> bool:
 
 def _leftovers(launcher: Launcher) -> list[str]:
     """Everything the launcher started that is still running or listening."""
-    left = [f"{name} (process group {pgid})" for name, pgid in launcher.started_process_groups().items()
-            if _group_alive(pgid)]
+    left = [
+        f"{name} (process group {pgid})"
+        for name, pgid in launcher.started_process_groups().items()
+        if _group_alive(pgid)
+    ]
     left += [f"pid {pid} in the launcher's session" for pid in _alive_in_session(launcher.process.pid)]
     ports = {"web": launcher.web_port, "sandbox": launcher.sandbox_port, "redis": launcher.embedded_redis_port}
     left += [f"{name} port {port} still open" for name, port in ports.items() if port_in_use(port)]
@@ -154,8 +164,12 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., Launcher]]:
         log = tmp_path / "launcher.log"
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "bootstrap.run"], cwd=PROJECT_ROOT, env=env,
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                [sys.executable, "-m", "bootstrap.run"],
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         launcher = Launcher(process, log, *ports.values())
         started.append(launcher)
@@ -232,7 +246,10 @@ def test_make_run_serves_the_tour_end_to_end_and_stops_cleanly_on_ctrl_c(
     assert run["status"] == "succeeded", launcher.explain(f"run: {run}")
     steps = {step["id"]: step for step in run["steps"]}
     assert [(s["id"], s["status"]) for s in run["steps"]] == [
-        ("contact", "succeeded"), ("job", "succeeded"), ("constraint", "succeeded"), ("schedule", "succeeded")
+        ("contact", "succeeded"),
+        ("job", "succeeded"),
+        ("constraint", "succeeded"),
+        ("schedule", "succeeded"),
     ], launcher.explain(f"run: {run}")
     contact_id, job_id = steps["contact"]["output"]["id"], steps["job"]["output"]["id"]
     assert _last_request(steps["job"])["contactId"] == contact_id

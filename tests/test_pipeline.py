@@ -123,9 +123,7 @@ def test_the_same_event_twice_makes_one_contact_and_one_job(
     assert (len(state["contacts"]), len(state["jobs"])) == (1, 1)
 
 
-def test_five_concurrent_deliveries_make_one_contact_and_one_job(
-    app: Flask, drain: Drain, sandbox: Sandbox
-) -> None:
+def test_five_concurrent_deliveries_make_one_contact_and_one_job(app: Flask, drain: Drain, sandbox: Sandbox) -> None:
     statuses: list[int] = []
     barrier = threading.Barrier(5)
 
@@ -186,7 +184,9 @@ def test_a_permanent_400_fails_the_run_and_a_retry_resumes_at_the_failed_step(
     client: FlaskClient, drain: Drain, sandbox: Sandbox, admin: dict[str, str]
 ) -> None:
     # Given jobs/create refuses the request
-    sandbox.fault("/jobs/create", status=400, body={"code": "ERROR_CODE_INPUT_ERROR", "message": "Job type is archived"})
+    sandbox.fault(
+        "/jobs/create", status=400, body={"code": "ERROR_CODE_INPUT_ERROR", "message": "Job type is archived"}
+    )
     run_id = submit(client)["runs"][0]
     drain()
     failed = get_run(client, admin, run_id)
@@ -223,7 +223,7 @@ def test_a_429_is_retried_after_the_servers_retry_after(
     assert started_gap >= 1.0  # scheduled no earlier than Retry-After, by RQ's scheduler
 
 
-def _parse(text: str):  # noqa: ANN202
+def _parse(text: str):
     from datetime import datetime
 
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -358,7 +358,9 @@ def test_credit_hold_then_release(
         body = json.loads((EXAMPLES / f"{event.replace('_', '-').replace('.', '-')}.json").read_text())
         body.update(id=alert_id)
         raw = json.dumps(body).encode()
-        response = post_hook(client, "accounts", raw, **{"X-Signature": sign_hmac(accounts, raw, SECRETS["ACCOUNTS_SECRET"])})
+        response = post_hook(
+            client, "accounts", raw, **{"X-Signature": sign_hmac(accounts, raw, SECRETS["ACCOUNTS_SECRET"])}
+        )
         assert response.status_code == 202, response.get_json()
         return response.get_json()
 
@@ -381,7 +383,9 @@ def test_an_alert_for_an_unknown_account_fails_with_a_readable_error(
 ) -> None:
     raw = (EXAMPLES / "credit-limit-exceeded.json").read_bytes()
     accounts = services.catalog.current().sources["accounts"].verify
-    response = post_hook(client, "accounts", raw, **{"X-Signature": sign_hmac(accounts, raw, SECRETS["ACCOUNTS_SECRET"])})
+    response = post_hook(
+        client, "accounts", raw, **{"X-Signature": sign_hmac(accounts, raw, SECRETS["ACCOUNTS_SECRET"])}
+    )
     drain()
     run = get_run(client, admin, response.get_json()["runs"][0])
     assert run["status"] == "failed"

@@ -23,7 +23,7 @@ SPEC = WorkflowSpec.model_validate(
 POLICY = RetryPolicy(max_attempts=3, initial=1.0, max_delay=60.0)
 
 
-def decide(index: int, attempt: int, error: Exception | None, budget_start: int = 1):  # noqa: ANN201
+def decide(index: int, attempt: int, error: Exception | None, budget_start: int = 1):
     return after_attempt(SPEC, index, attempt, budget_start, error, POLICY, rand=lambda: 1.0)
 
 

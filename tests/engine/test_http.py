@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+
 import httpx
 import pytest
 
@@ -261,9 +262,7 @@ def test_a_5xx_raises_a_transient_error_whose_outcome_is_unknown() -> None:
     assert raised.value.retry_after is None
 
 
-@pytest.mark.parametrize(
-    ("exc_type", "outcome_unknown"), [(httpx.ConnectError, False), (httpx.ReadTimeout, True)]
-)
+@pytest.mark.parametrize(("exc_type", "outcome_unknown"), [(httpx.ConnectError, False), (httpx.ReadTimeout, True)])
 def test_a_transport_failure_raises_transient_from_the_httpx_error(
     exc_type: type[httpx.TransportError], outcome_unknown: bool
 ) -> None:

@@ -35,8 +35,8 @@ def test_form_urlencoded_repeated_fields_become_lists() -> None:
 def test_multipart_fields_are_read_and_files_described_not_kept() -> None:
     boundary = "XyZ"
     body = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nJane\r\n"
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"leak.jpg\"\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nJane\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="photo"; filename="leak.jpg"\r\n'
         f"Content-Type: image/jpeg\r\n\r\nJPEGBYTES\r\n--{boundary}--\r\n"
     ).encode()
     data = parse_body(f"multipart/form-data; boundary={boundary}", body)

@@ -42,11 +42,11 @@ def wfdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def load(directory: Path, env: dict[str, str] | None = None):  # noqa: ANN201
+def load(directory: Path, env: dict[str, str] | None = None):
     return load_catalog(directory, ENV if env is None else env, build_registry(), Renderer())
 
 
-def messages(catalog) -> list[str]:  # noqa: ANN001
+def messages(catalog) -> list[str]:
     return [str(issue) for issue in catalog.issues]
 
 

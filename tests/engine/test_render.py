@@ -69,7 +69,7 @@ def test_dot_access_on_a_mapping_reads_the_key_before_any_method(renderer: Rende
     ["{{ event.data.missing }}", "prefix {{ event.data.missing }}", "{{ nope }}", "{{ steps.later.output.id }}"],
 )
 def test_undefined_names_are_errors_not_empty_strings(renderer: Renderer, template: str) -> None:
-    with pytest.raises(RenderError, match="missing|nope|later|undefined"):
+    with pytest.raises(RenderError, match=r"missing|nope|later|undefined"):
         renderer.render_str(template, CONTEXT)
 
 

@@ -204,7 +204,7 @@ def test_idle_active_runs_are_oldest_first_and_exclude_finished(db: Database) ->
     assert [run.id for run in idle] == [old.id]
 
 
-def test_migrating_a_fresh_sqlite_path_creates_its_folder(tmp_path) -> None:  # noqa: ANN001
+def test_migrating_a_fresh_sqlite_path_creates_its_folder(tmp_path) -> None:
     from engine.migrate import upgrade
 
     url = f"sqlite:///{tmp_path / 'instance' / 'nested' / 'hookflow.db'}"

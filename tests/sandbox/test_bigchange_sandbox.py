@@ -83,6 +83,7 @@ def assert_problem(response: httpx.Response, status: int, *words: str) -> None:
 
 # --- auth and transport -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}], ids=["missing", "wrong"])
 def test_requests_without_the_right_key_are_denied(server: RunningServer, headers: dict[str, str]) -> None:
     with httpx.Client(base_url=server.url, headers=headers) as client:
@@ -97,8 +98,9 @@ def test_a_denied_request_changes_nothing(server: RunningServer, api: httpx.Clie
 
 
 def test_post_needs_a_json_object_body(api: httpx.Client) -> None:
-    not_json = api.post("/contacts/create", content=b"name=Acme",
-                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    not_json = api.post(
+        "/contacts/create", content=b"name=Acme", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert not_json.status_code == 400
     assert not_json.json()["code"] == "ERROR_CODE_INPUT_ERROR"
     assert "application/json" in not_json.json()["message"]
@@ -120,10 +122,12 @@ def test_unknown_paths_and_wrong_methods_answer_json(api: httpx.Client) -> None:
 
 # --- contacts -------------------------------------------------------------
 
+
 def test_created_contact_can_be_read_back(api: httpx.Client) -> None:
     # Given a contact created with an address and location
-    contact_id = create_contact(api, reference="ACME-01", groupId=1, street="1 High St",
-                                location={"latitude": 51.5, "longitude": -0.12})
+    contact_id = create_contact(
+        api, reference="ACME-01", groupId=1, street="1 High St", location={"latitude": 51.5, "longitude": -0.12}
+    )
     # When it is fetched by id
     response = api.get("/contacts/contact", params={"contactId": contact_id})
     # Then every field comes back, with the defaults a new contact has
@@ -229,7 +233,8 @@ def test_dates_in_utc_forms_are_accepted(api: httpx.Client, moment: str) -> None
 
 
 @pytest.mark.parametrize(
-    "moment", ["2026-01-01T00:00:00", "2026-01-01T01:00:00+01:00", "2026-01-01", "yesterday"],
+    "moment",
+    ["2026-01-01T00:00:00", "2026-01-01T01:00:00+01:00", "2026-01-01", "yesterday"],
 )
 def test_dates_that_are_not_utc_are_rejected(api: httpx.Client, moment: str) -> None:
     assert_input_error(api.post("/contacts/list", json={"createdAtFrom": moment}), "createdAtFrom", "UTC")
@@ -241,6 +246,7 @@ def test_contacts_list_window_over_12_months_breaks_the_rule(api: httpx.Client) 
 
 
 # --- on stop -------------------------------------------------------------
+
 
 def test_on_stop_then_unstop_round_trip(api: httpx.Client) -> None:
     # Given a contact put on stop for credit
@@ -277,6 +283,7 @@ def test_stop_can_cascade_to_children(api: httpx.Client) -> None:
 
 
 # --- jobs -------------------------------------------------------------
+
 
 def test_job_is_created_new_and_readable_by_jobid_or_id(api: httpx.Client) -> None:
     contact_id = create_contact(api)
@@ -366,6 +373,7 @@ def test_jobs_outside_the_window_are_not_listed(api: httpx.Client) -> None:
 
 # --- constraints and scheduling -------------------------------------------------------------
 
+
 def test_constraint_needs_a_known_type(api: httpx.Client) -> None:
     job_id = create_job(api, create_contact(api))
     assert_input_error(api.post("/jobs/constraints/create", json={"jobId": job_id}), "type", "Missing")
@@ -375,8 +383,12 @@ def test_constraint_needs_a_known_type(api: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "needed"),
-    [("jobMustStartAfter", "constraintAt"), ("jobMustCompleteBefore", "constraintAt"),
-     ("jobResource", "entityId"), ("jobVehicleGroup", "entityId")],
+    [
+        ("jobMustStartAfter", "constraintAt"),
+        ("jobMustCompleteBefore", "constraintAt"),
+        ("jobResource", "entityId"),
+        ("jobVehicleGroup", "entityId"),
+    ],
 )
 def test_constraint_types_require_their_value(api: httpx.Client, kind: str, needed: str) -> None:
     job_id = create_job(api, create_contact(api))
@@ -401,7 +413,9 @@ def test_constraints_are_created_listed_and_deleted(api: httpx.Client) -> None:
     assert [c["type"] for c in listed["items"]] == ["jobMustStartAfter", "jobResource", "jobMustStartInAvailableHours"]
     assert len(api.get("/jobs/job", params={"jobId": job_id}).json()["constraints"]) == 3
     # When one is deleted, it is gone
-    assert api.post("/jobs/constraints/delete", json={"jobId": job_id, "constraintId": constraint_id}).status_code == 204
+    assert (
+        api.post("/jobs/constraints/delete", json={"jobId": job_id, "constraintId": constraint_id}).status_code == 204
+    )
     assert_problem(api.post("/jobs/constraints/delete", json={"constraintId": constraint_id}), 404, "Constraint")
 
 
@@ -436,6 +450,7 @@ def test_scheduling_to_unknown_resource_or_job_is_404(api: httpx.Client) -> None
 
 
 # --- faults, latency and the call log -------------------------------------------------------------
+
 
 def add_fault(api: httpx.Client, **fault: Any) -> dict[str, Any]:
     response = api.post("/__sandbox__/faults", json=fault)
@@ -511,9 +526,10 @@ def test_latency_can_be_set_and_cleared(api: httpx.Client) -> None:
 
 def test_calls_are_logged_in_order_without_the_key() -> None:
     secret = "s3cret-vh3-key"
-    with serve_in_thread(create_app(api_key=secret)) as running, httpx.Client(
-        base_url=running.url, headers={"X-API-Key": secret}
-    ) as client:
+    with (
+        serve_in_thread(create_app(api_key=secret)) as running,
+        httpx.Client(base_url=running.url, headers={"X-API-Key": secret}) as client,
+    ):
         # Given calls, one of which wrongly repeats the key in its query and body
         client.post("/contacts/create", json={"name": "A"})
         client.get("/contacts/contact", params={"contactId": 1001, "api_key": secret})

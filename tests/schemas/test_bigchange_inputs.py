@@ -353,7 +353,7 @@ def test_a_constraint_date_is_normalised_to_utc() -> None:
 def test_every_constraint_type_is_either_dated_entity_or_available_hours() -> None:
     kinds = set(m.ConstraintCreate.model_fields["type"].annotation.__args__)
 
-    assert m.DATED_CONSTRAINTS | m.ENTITY_CONSTRAINTS < kinds
+    assert kinds > m.DATED_CONSTRAINTS | m.ENTITY_CONSTRAINTS
     assert m.DATED_CONSTRAINTS.isdisjoint(m.ENTITY_CONSTRAINTS)
     assert kinds - m.DATED_CONSTRAINTS - m.ENTITY_CONSTRAINTS == {
         "jobMustStartInAvailableHours",

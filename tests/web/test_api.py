@@ -31,8 +31,12 @@ def submit(client: FlaskClient, submission_id: str = "sub-1") -> dict:
     ],
 )
 def test_every_api_route_needs_the_admin_token(client: FlaskClient, headers: dict, message: str) -> None:
-    for method, path in [("get", "/api/runs"), ("get", "/api/runs/x"), ("post", "/api/runs/x/retry"),
-                         ("get", "/api/events/x")]:
+    for method, path in [
+        ("get", "/api/runs"),
+        ("get", "/api/runs/x"),
+        ("post", "/api/runs/x/retry"),
+        ("get", "/api/events/x"),
+    ]:
         response = getattr(client, method)(path, headers=headers)
         assert response.status_code == 401, path
         assert response.get_json() == {"error": message}
@@ -87,7 +91,11 @@ def test_an_event_shows_what_was_received_and_its_runs(client: FlaskClient, admi
     event = client.get(f"/api/events/{accepted['event_id']}", headers=admin).get_json()
     assert event["runs"] == accepted["runs"]
     assert (event["source"], event["type"], event["key"], event["status"]) == (
-        "webform", "form.submitted", "sub-1", "accepted")
+        "webform",
+        "form.submitted",
+        "sub-1",
+        "accepted",
+    )
     assert json.loads(event["body"])["name"] == "Mrs Jane Jones"
     assert event["headers"]["x-hook-token"] == "[redacted]"
 
@@ -115,10 +123,12 @@ def test_secrets_never_appear_in_api_output(
 ) -> None:
     accepted = submit(client)
     drain()
-    everything = json.dumps([
-        client.get(f"/api/runs/{accepted['runs'][0]}", headers=admin).get_json(),
-        client.get(f"/api/events/{accepted['event_id']}", headers=admin).get_json(),
-    ])
+    everything = json.dumps(
+        [
+            client.get(f"/api/runs/{accepted['runs'][0]}", headers=admin).get_json(),
+            client.get(f"/api/events/{accepted['event_id']}", headers=admin).get_json(),
+        ]
+    )
     assert services.settings.bigchange_api_key.get_secret_value() not in everything
     assert SECRETS["WEBFORM_TOKEN"] not in everything
 

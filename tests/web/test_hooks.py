@@ -29,9 +29,7 @@ def runs(services: Services) -> list[Run]:
         return list(session.scalars(sa.select(Run).order_by(Run.id)))
 
 
-def test_an_accepted_event_is_stored_before_the_answer_with_its_runs(
-    client: FlaskClient, services: Services
-) -> None:
+def test_an_accepted_event_is_stored_before_the_answer_with_its_runs(client: FlaskClient, services: Services) -> None:
     response = post_hook(client, "webform", EXAMPLE, **TOKEN)
     assert response.status_code == 202
     body = response.get_json()
@@ -72,8 +70,11 @@ def test_a_second_delivery_is_a_duplicate_with_no_new_run(client: FlaskClient, s
     ("content_type", "body"),
     [
         ("application/x-www-form-urlencoded", b"submission_id=s-9&name=Jane+Jones&message=Leak"),
-        ("multipart/form-data; boundary=B", b'--B\r\nContent-Disposition: form-data; name="submission_id"\r\n\r\n'
-         b's-9\r\n--B\r\nContent-Disposition: form-data; name="name"\r\n\r\nJane Jones\r\n--B--\r\n'),
+        (
+            "multipart/form-data; boundary=B",
+            b'--B\r\nContent-Disposition: form-data; name="submission_id"\r\n\r\n'
+            b's-9\r\n--B\r\nContent-Disposition: form-data; name="name"\r\n\r\nJane Jones\r\n--B--\r\n',
+        ),
         ("text/plain", b'{"submission_id": "s-9", "name": "Jane Jones"}'),
     ],
 )
