@@ -60,13 +60,17 @@ def list_runs() -> tuple[Response, int]:
     return _json(RunList(runs=[report.summarize(run) for run in page], next_before=more))
 
 
-@bp.get("/runs/<run_id>")
-def get_run(run_id: str) -> tuple[Response, int]:
+def _run_view(run_id: str, status: int = 200) -> tuple[Response, int]:
     with current_services().db.session() as session:
         run = session.get(Run, run_id)
         if run is None:
             return _error(404, f"no run {run_id}")
-        return _json(report.describe(run, store.attempts_of(session, run_id)))
+        return _json(report.describe(run, store.attempts_of(session, run_id)), status)
+
+
+@bp.get("/runs/<run_id>")
+def get_run(run_id: str) -> tuple[Response, int]:
+    return _run_view(run_id)
 
 
 @bp.post("/runs/<run_id>/retry")
@@ -78,9 +82,7 @@ def retry_run(run_id: str) -> tuple[Response, int]:
         return _error(404, f"no run {run_id}")
     except control.RunConflict as exc:
         return _error(409, str(exc))
-    with services.db.session() as session:
-        run = session.get(Run, run_id)
-        return _json(report.describe(run, store.attempts_of(session, run_id)), 202)
+    return _run_view(run_id, 202)
 
 
 @bp.get("/events/<event_id>")
