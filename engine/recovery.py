@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from engine import store
 from engine.conductor import ACTIVE_RUN, AttemptStatus, after_attempt
@@ -69,41 +70,69 @@ def _scan_batch(
     after: tuple[datetime, str] | None,
     report: ReconcileReport,
 ) -> tuple[dict[tuple[str, str, int], datetime | None], tuple[datetime, str] | None]:
-    """Expected step jobs of one batch of idle runs, and the keyset cursor for the next batch."""
-    expected: dict[tuple[str, str, int], datetime | None] = {}
+    """Expected step jobs of one batch of idle runs, and the keyset cursor for the next batch.
+
+    The scan takes no locks (workers claiming steps must never wait on it); only
+    a run whose attempt was lost is locked, and re-checked under the lock.
+    """
+    active = [s.value for s in ACTIVE_RUN]
     with services.db.session() as session:
-        query = select(Run).where(Run.status.in_([s.value for s in ACTIVE_RUN]), Run.updated_at < idle_since)
+        query = select(Run).where(Run.status.in_(active), Run.updated_at < idle_since)
         if after is not None:
             query = query.where((Run.updated_at > after[0]) | ((Run.updated_at == after[0]) & (Run.id > after[1])))
-        runs = list(session.scalars(query.order_by(Run.updated_at, Run.id).limit(BATCH).with_for_update()))
-        for run in runs:
-            attempt = store.started_attempt(session, run)
-            if attempt is not None:
-                if attempt.started_at >= lost_before:
-                    continue  # still within what a live worker may take
-                _fail_lost_attempt(services, run, attempt)
-                report.lost_attempts += 1
-            if run.status in {s.value for s in ACTIVE_RUN} and run.current_step:
-                expected[(run.id, run.current_step, run.attempt)] = run.due_at
-        cursor = (runs[-1].updated_at, runs[-1].id) if len(runs) == BATCH else None
-        session.commit()
+        runs = list(session.scalars(query.order_by(Run.updated_at, Run.id).limit(BATCH)))
+        in_flight = _started_attempts(session, [run.id for run in runs])
+    expected: dict[tuple[str, str, int], datetime | None] = {}
+    for run in runs:
+        attempt = in_flight.get((run.id, run.current_step, run.attempt))
+        if attempt is not None:
+            if attempt.started_at >= lost_before:
+                continue  # still within what a live worker may take
+            moved_on = _fail_lost_attempt(services, run.id, attempt.id)
+            if moved_on is None:
+                continue  # it finished while we looked
+            report.lost_attempts += 1
+            run = moved_on  # the run as it is after failing over
+        # A run that changed since the scan at worst gets a job the runner discards as stale.
+        if run.status in active and run.current_step:
+            expected[(run.id, run.current_step, run.attempt)] = run.due_at
+    cursor = (runs[-1].updated_at, runs[-1].id) if len(runs) == BATCH else None
     return expected, cursor
 
 
-def _fail_lost_attempt(services: Services, run: Run, attempt: StepAttempt) -> None:
-    now = store.utcnow()
-    error = TransientStepError(LOST_WORKER, outcome_unknown=True)
-    attempt.status = AttemptStatus.FAILED.value
-    attempt.error_class = error.kind
-    attempt.error_message = error.message
-    attempt.outcome_unknown = True
-    attempt.finished_at = now
-    spec = services.spec_for(run.workflow_hash, run.definition)
-    policy = services.default_retry.merged_with(spec.steps[run.step_index].retry)
-    store.apply_next(run, after_attempt(spec, run.step_index, attempt.attempt, run.budget_start, error, policy), now)
-    log.warning(
-        "reconciler: run %s step %s attempt %d was lost with its worker", run.id, run.current_step, attempt.attempt
+def _started_attempts(session: Session, run_ids: list[str]) -> dict[tuple[str, str, int], StepAttempt]:
+    """The in-flight attempts of these runs, keyed (run, step, attempt), in one query."""
+    if not run_ids:
+        return {}
+    rows = session.scalars(
+        select(StepAttempt).where(StepAttempt.run_id.in_(run_ids), StepAttempt.status == AttemptStatus.STARTED.value)
     )
+    return {(a.run_id, a.step_id, a.attempt): a for a in rows}
+
+
+def _fail_lost_attempt(services: Services, run_id: str, attempt_id: int) -> Run | None:
+    """Record a lost attempt as failed (outcome unknown) and move its run on; None if it finished meanwhile."""
+    now = store.utcnow()
+    with services.db.session() as session:
+        run = session.get(Run, run_id, with_for_update=True)
+        attempt = session.get(StepAttempt, attempt_id, with_for_update=True)
+        if run is None or attempt is None or attempt.status != AttemptStatus.STARTED.value:
+            return None
+        error = TransientStepError(LOST_WORKER, outcome_unknown=True)
+        attempt.status = AttemptStatus.FAILED.value
+        attempt.error_class = error.kind
+        attempt.error_message = error.message
+        attempt.outcome_unknown = True
+        attempt.finished_at = now
+        spec = services.spec_for(run.workflow_hash, run.definition)
+        policy = services.default_retry.merged_with(spec.steps[run.step_index].retry)
+        nxt = after_attempt(spec, run.step_index, attempt.attempt, run.budget_start, error, policy)
+        store.apply_next(run, nxt, now)
+        session.commit()
+    log.warning(
+        "reconciler: run %s step %s attempt %d was lost with its worker", run_id, attempt.step_id, attempt.attempt
+    )
+    return run
 
 
 class ReconcilerThread(threading.Thread):

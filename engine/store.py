@@ -129,15 +129,3 @@ def idle_active_runs(session: Session, idle_since: datetime, limit: int) -> list
             .limit(limit)
         )
     )
-
-
-def started_attempt(session: Session, run: Run) -> StepAttempt | None:
-    """The in-flight attempt of the run's current step, if one was claimed."""
-    return session.scalar(
-        select(StepAttempt).where(
-            StepAttempt.run_id == run.id,
-            StepAttempt.step_id == run.current_step,
-            StepAttempt.attempt == run.attempt,
-            StepAttempt.status == AttemptStatus.STARTED.value,
-        )
-    )

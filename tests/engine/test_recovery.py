@@ -1,0 +1,63 @@
+"""The reconciler on its own: it repairs only what is missing, and reaches every run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+
+from engine import recovery, store
+from engine.models import StepAttempt
+from engine.services import Services
+from tests.conftest import SECRETS, post_hook
+
+EXAMPLE = json.loads((Path(__file__).parents[2] / "examples" / "web-enquiry.json").read_text())
+
+
+def submit(client: FlaskClient, n: int) -> list[str]:
+    runs = []
+    for i in range(n):
+        body = json.dumps({**EXAMPLE, "submission_id": f"sub-{i}"}).encode()
+        runs += post_hook(client, "webform", body, **{"X-Hook-Token": SECRETS["WEBFORM_TOKEN"]}).get_json()["runs"]
+    return runs
+
+
+def test_every_lost_run_is_found_across_batches(
+    client: FlaskClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recovery, "BATCH", 2)  # 5 runs, batches of 2: the keyset cursor must carry on
+    runs = submit(client, 5)
+    services.redis.flushdb()
+    assert recovery.reconcile(services).requeued == 5
+    assert sorted(services.queue.queue.job_ids) == sorted(f"{run}-contact-1" for run in runs)
+
+
+def test_an_attempt_still_within_its_time_is_left_alone(client: FlaskClient, services: Services) -> None:
+    # Given a worker is (apparently) busy with the first step right now
+    (run_id,) = submit(client, 1)
+    services.redis.flushdb()
+    with services.db.session() as session:
+        assert store.claim_attempt(session, run_id, "contact", 1) is not None
+    # When the reconciler passes
+    report = recovery.reconcile(services)
+    # Then it neither fails the attempt nor enqueues a second copy of the step
+    assert (report.lost_attempts, report.requeued) == (0, 0)
+    with services.db.session() as session:
+        (attempt,) = session.scalars(sa.select(StepAttempt)).all()
+    assert attempt.status == "started"
+
+
+def test_a_dead_job_in_redis_is_replaced(client: FlaskClient, services: Services) -> None:
+    # Given the step job exists in Redis but RQ marked it failed (e.g. the database was down when it ran)
+    (run_id,) = submit(client, 1)
+    from rq.job import Job
+
+    job = Job.fetch(f"{run_id}-contact-1", connection=services.redis)
+    services.queue.queue.remove(job)
+    job.set_status("failed")
+    # When the reconciler passes, the step is enqueued again under the same id
+    assert recovery.reconcile(services).requeued == 1
+    assert services.queue.queue.job_ids == [f"{run_id}-contact-1"]
