@@ -85,18 +85,22 @@ def definition_of(spec: WorkflowSpec) -> tuple[dict[str, Any], str]:
 
 
 class _Document:
-    """A parsed YAML file as plain Python data plus the position of every key and item."""
+    """A parsed YAML file as plain Python data plus where each key and each value starts."""
 
-    def __init__(self, path: Path, data: Any, positions: dict[Loc, tuple[int, int]]) -> None:
+    def __init__(self, path: Path, data: Any, keys: dict[Loc, tuple[int, int]], values: dict[Loc, tuple[int, int]]):
         self.path = path
         self.data = data
-        self.positions = positions
+        self.keys = keys
+        self.values = values
 
-    def issue(self, loc: Loc, message: str, hint: str = "") -> Issue:
+    def issue(self, loc: Loc, message: str, hint: str = "", *, at_key: bool = False) -> Issue:
+        """An issue located at the value of `loc` (or its key, or the nearest parent that exists)."""
         probe = tuple(loc)
-        while probe and probe not in self.positions:
+        while probe and probe not in self.keys:
             probe = probe[:-1]
-        line, col = self.positions.get(probe, (1, 1))
+        exact = probe == tuple(loc)
+        where = self.values.get(probe) if exact and not at_key else None
+        line, col = where or self.keys.get(probe, (1, 1))
         return Issue(str(self.path), line, col, _path_text(loc), message, hint)
 
 
@@ -107,20 +111,23 @@ def _path_text(loc: Iterable[str | int]) -> str:
     return text
 
 
-def _plain(node: Any, loc: Loc, positions: dict[Loc, tuple[int, int]]) -> Any:
+def _plain(node: Any, loc: Loc, keys: dict[Loc, tuple[int, int]], values: dict[Loc, tuple[int, int]]) -> Any:
     if isinstance(node, CommentedMap):
         result = {}
         for key, value in node.items():
+            at = (*loc, str(key))
             line, col = node.lc.key(key)
-            positions[loc + (str(key),)] = (line + 1, col + 1)
-            result[str(key)] = _plain(value, loc + (str(key),), positions)
+            keys[at] = (line + 1, col + 1)
+            line, col = node.lc.value(key)
+            values[at] = (line + 1, col + 1)
+            result[str(key)] = _plain(value, at, keys, values)
         return result
     if isinstance(node, CommentedSeq):
         items = []
         for index, value in enumerate(node):
             line, col = node.lc.item(index)
-            positions[loc + (index,)] = (line + 1, col + 1)
-            items.append(_plain(value, loc + (index,), positions))
+            keys[(*loc, index)] = values[(*loc, index)] = (line + 1, col + 1)
+            items.append(_plain(value, (*loc, index), keys, values))
         return items
     if isinstance(node, str):
         return str(node)  # ruamel's scalar string subclasses are not JSON-friendly
@@ -137,8 +144,9 @@ def read_yaml(path: Path) -> tuple[_Document | None, list[Issue]]:
         return None, [Issue(str(path), line, col, "", f"YAML syntax error: {problem}", "check indentation and quoting")]
     except (OSError, UnicodeDecodeError) as exc:
         return None, [Issue(str(path), 1, 1, "", f"cannot read file: {exc}")]
-    positions: dict[Loc, tuple[int, int]] = {}
-    return _Document(path, _plain(node, (), positions), positions), []
+    keys: dict[Loc, tuple[int, int]] = {}
+    values: dict[Loc, tuple[int, int]] = {}
+    return _Document(path, _plain(node, (), keys, values), keys, values), []
 
 
 def _validation_issues(doc: _Document, exc: ValidationError, prefix: Loc = ()) -> list[Issue]:
@@ -147,8 +155,9 @@ def _validation_issues(doc: _Document, exc: ValidationError, prefix: Loc = ()) -
         loc = prefix + tuple(error["loc"])
         # Union/discriminator errors carry the member name in loc; drop it for the reader.
         loc = tuple(part for part in loc if not (isinstance(part, str) and part.endswith("Verify")))
-        hint = "remove it or check its spelling" if error["type"] == "extra_forbidden" else ""
-        issues.append(doc.issue(loc, error["msg"], hint))
+        unknown_key = error["type"] == "extra_forbidden"
+        hint = "remove it or check its spelling" if unknown_key else ""
+        issues.append(doc.issue(loc, error["msg"], hint, at_key=unknown_key))
     return issues
 
 

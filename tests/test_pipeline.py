@@ -406,3 +406,44 @@ def test_runs_keep_the_definition_they_started_with(
     # Then the run still completes on its pinned definition
     with services.db.session() as session:
         assert session.get(Run, run_id).status == "succeeded"
+
+
+CONTINUE_WORKFLOW = """\
+name: tolerant
+on: {source: webform}
+steps:
+  - id: lookup
+    uses: bigchange.contacts.contact
+    with: {contactId: 424242}
+    on_error: continue
+  - id: contact
+    uses: bigchange.contacts.create
+    with: {name: "{{ event.data.name }}", reference: "T-{{ event.id }}"}
+"""
+
+
+def test_on_error_continue_records_the_failure_and_carries_on(
+    app: Flask, client: FlaskClient, services: Services, drain: Drain, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    import shutil
+
+    shutil.copy(EXAMPLES.parent / "workflows" / "sources.yaml", tmp_path)
+    (tmp_path / "tolerant.yaml").write_text(CONTINUE_WORKFLOW)
+    services.catalog._directory = tmp_path
+    run_id = submit(client)["runs"][0]
+    drain()
+    run = get_run(client, {"Authorization": "Bearer test-admin-token"}, run_id)
+    assert run["status"] == "succeeded"
+    assert step(run, "lookup")["status"] == "failed" and "Contact 424242 was not found" in step(run, "lookup")["error"]
+    assert step(run, "contact")["status"] == "succeeded"
+    assert len(sandbox.state()["contacts"]) == 1
+
+
+def test_no_bigchange_key_fails_the_step_with_what_to_set(
+    client: FlaskClient, services: Services, drain: Drain, admin: dict[str, str]
+) -> None:
+    services.settings = services.settings.model_copy(update={"bigchange_api_key": None})
+    run_id = submit(client)["runs"][0]
+    drain()
+    run = get_run(client, admin, run_id)
+    assert run["status"] == "failed" and "BIGCHANGE_API_KEY is not set" in run["error"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,37 @@ def test_a_dead_job_in_redis_is_replaced(client: FlaskClient, services: Services
     # When the reconciler passes, the step is enqueued again under the same id
     assert recovery.reconcile(services).requeued == 1
     assert services.queue.queue.job_ids == [f"{run_id}-contact-1"]
+
+
+def test_the_worker_thread_repairs_a_flush_by_itself(client: FlaskClient, services: Services) -> None:
+    # Given a worker's reconciler thread running every 50 ms
+    services.settings = services.settings.model_copy(update={"reconcile_interval_seconds": 0.05})
+    (run_id,) = submit(client, 1)
+    services.redis.flushdb()
+    thread = recovery.ReconcilerThread(services)
+    thread.start()
+    try:
+        # Then, without anyone calling it, the lost step job comes back
+        deadline = time.monotonic() + 10
+        while services.queue.queue.job_ids != [f"{run_id}-contact-1"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        thread.stop()
+        thread.join(timeout=5)
+    assert services.queue.queue.job_ids == [f"{run_id}-contact-1"]
+    assert not thread.is_alive()
+
+
+def test_only_one_worker_reconciles_at_a_time(client: FlaskClient, services: Services) -> None:
+    # Given another worker holds the reconciler lock
+    services.settings = services.settings.model_copy(update={"reconcile_interval_seconds": 0.05})
+    submit(client, 1)
+    services.redis.flushdb()
+    services.redis.set(recovery.LOCK_KEY, "other-worker", px=60_000)
+    thread = recovery.ReconcilerThread(services)
+    thread.start()
+    time.sleep(0.3)  # several intervals
+    thread.stop()
+    thread.join(timeout=5)
+    # Then this one left the repair to it
+    assert services.queue.queue.count == 0
