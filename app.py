@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from flask import Flask
 
+from commands.connectors import connectors_cli
 from commands.db import db_cli
 from commands.reconcile import reconcile
 from commands.sandbox import sandbox
@@ -40,7 +41,7 @@ def create_app(settings: Settings | None = None, environ: Mapping[str, str] | No
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     register_error_handlers(app)
-    for command in (db_cli, worker, sandbox, reconcile, workflows_cli):
+    for command in (db_cli, worker, sandbox, reconcile, workflows_cli, connectors_cli):
         app.cli.add_command(command)
     return app
 

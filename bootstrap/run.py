@@ -126,7 +126,7 @@ def choose_bigchange(env: Env, sandbox_port: int) -> bool:
         where = redacted(env.get("BIGCHANGE_BASE_URL") or "the real vh3 API")
         say(f"BigChange: steps call {where} with your BIGCHANGE_API_KEY.")
         return False
-    env["BIGCHANGE_BASE_URL"] = f"http://127.0.0.1:{sandbox_port}"
+    env["BIGCHANGE_BASE_URL"] = f"http://127.0.0.1:{sandbox_port}/bigchange"
     env["BIGCHANGE_API_KEY"] = SANDBOX_API_KEY
     banner(
         "BigChange: no BIGCHANGE_API_KEY is set, so steps go to the BigChange SANDBOX",
@@ -175,7 +175,7 @@ def print_tour(env: Mapping[str, str], filled: set[str], ports: Ports, with_sand
     if with_sandbox:
         lines += [
             "  3. See what the BigChange sandbox received:",
-            f"     curl -sS http://127.0.0.1:{ports.sandbox}/__sandbox__/calls",
+            f"     curl -sS http://127.0.0.1:{ports.sandbox}/bigchange/__sandbox__/calls",
         ]
     banner(*lines, "Stop with Ctrl-C.")
 

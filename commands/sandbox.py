@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from sandbox import bigchange
+from sandbox import mounts
 from sandbox.server import serve_forever
 
 
@@ -13,6 +13,7 @@ from sandbox.server import serve_forever
 @click.option("--port", default=8001, show_default=True, type=int)
 @click.option("--api-key", default="sandbox-key", show_default=True, help="The X-API-Key the simulator accepts.")
 def sandbox(host: str, port: int, api_key: str) -> None:
-    """Serve the BigChange vh3 simulator (stateful, with fault injection under /__sandbox__/)."""
-    click.echo(f"BigChange sandbox on http://{host}:{port} (X-API-Key: {'*' * len(api_key)})")
-    serve_forever(bigchange.create_app(api_key=api_key), host, port)
+    """Serve every API simulator (stateful, with fault injection), each under its prefix."""
+    for prefix in sorted(mounts.MOUNTS):
+        click.echo(f"sandbox: http://{host}:{port}{prefix} (control routes under {prefix}/__sandbox__/)")
+    serve_forever(mounts.create_app(api_key=api_key), host, port)

@@ -19,12 +19,30 @@ from engine.errors import SpecError
 
 if TYPE_CHECKING:
     import httpx
+    from redis import Redis
 
     from engine.http import ApiClient, CallLog
     from schemas.settings import Settings
 
 Output = dict[str, Any]
-Connect = Callable[["Settings", "httpx.Client", "CallLog"], "ApiClient"]
+
+
+@dataclass(frozen=True)
+class ConnectorContext:
+    """What a connector may use to build its client for one attempt.
+
+    Handlers get configuration only from here (never os.environ): the settings,
+    the process's pooled HTTP client, the attempt's call log, and Redis for state
+    shared across workers (e.g. a per-key request budget).
+    """
+
+    settings: Settings
+    http: httpx.Client
+    calls: CallLog
+    redis: Redis
+
+
+Connect = Callable[[ConnectorContext], "ApiClient"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +66,11 @@ class Operation:
     find_existing: Callable[[ApiClient, Any], Output | None] | None = None
     natural_key: tuple[str, ...] = ()
     summary: str = ""
+
+    @property
+    def module(self) -> str:
+        """The connector (handlers/ module) this operation belongs to: the name's first part."""
+        return self.name.split(".", 1)[0]
 
 
 class OperationRegistry:

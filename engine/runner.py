@@ -38,7 +38,7 @@ from engine.errors import (
 )
 from engine.http import CallLog
 from engine.models import Event, Run, StepAttempt
-from engine.operations import Operation
+from engine.operations import ConnectorContext, Operation
 from engine.services import Services, current_services
 from schemas.workflow import StepSpec, WorkflowSpec
 
@@ -120,7 +120,8 @@ class StepExecution:
         return AttemptResult(AttemptStatus.SUCCEEDED, recorded, output, reconciled=reconciled)
 
     def _call(self, operation: Operation, inp: BaseModel, reconcile: bool) -> tuple[Any, bool]:
-        api = operation.connect(self.services.settings, self.services.http, self.calls)
+        services = self.services
+        api = operation.connect(ConnectorContext(services.settings, services.http, self.calls, services.redis))
         if reconcile and operation.find_existing is not None:
             existing = operation.find_existing(api, inp)
             if existing is not None:

@@ -26,25 +26,25 @@ import httpx
 from pydantic import BaseModel
 
 from engine.errors import PermanentStepError
-from engine.http import ApiClient, CallLog
-from engine.operations import Operation, Output
+from engine.http import ApiClient
+from engine.operations import ConnectorContext, Operation, Output
 from schemas import bigchange as m
-from schemas.settings import Settings
 
 AUTH_HINT = "check BIGCHANGE_API_KEY"
 
 
-def connect(settings: Settings, http: httpx.Client, calls: CallLog) -> ApiClient:
+def connect(ctx: ConnectorContext) -> ApiClient:
+    settings = ctx.settings
     if settings.bigchange_api_key is None or not settings.bigchange_api_key.get_secret_value():
         raise PermanentStepError(
             "BIGCHANGE_API_KEY is not set; set it (and BIGCHANGE_BASE_URL if not the vh3 default), "
             "or start with `make run` without it to use the sandbox"
         )
     return ApiClient(
-        http,
+        ctx.http,
         settings.bigchange_base_url,
         {"X-API-Key": settings.bigchange_api_key.get_secret_value()},
-        calls,
+        ctx.calls,
         read_error=read_error,
         auth_hint=AUTH_HINT,
     )

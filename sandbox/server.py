@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from flask import Flask
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import BaseWSGIServer, make_server
+
+App = Flask | DispatcherMiddleware
 
 log = logging.getLogger(__name__)
 _POLL_SECONDS = 0.05
@@ -45,7 +48,7 @@ class RunningServer:
         self.stop()
 
 
-def serve_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+def serve_in_thread(app: App, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
     """Start `app` on a daemon thread and return once the socket is listening.
 
     Args:
@@ -56,17 +59,17 @@ def serve_in_thread(app: Flask, host: str = "127.0.0.1", port: int = 0) -> Runni
         target=server.serve_forever,
         # A short poll keeps stop() quick; the default 0.5 s adds up across test modules.
         kwargs={"poll_interval": _POLL_SECONDS},
-        name=f"sandbox-{app.name}-{server.port}",
+        name=f"sandbox-{server.port}",
         daemon=True,
     )
     thread.start()
     return RunningServer(url=f"http://{host}:{server.port}", _server=server, _thread=thread)
 
 
-def serve_forever(app: Flask, host: str = "127.0.0.1", port: int = 8081) -> None:
+def serve_forever(app: App, host: str = "127.0.0.1", port: int = 8081) -> None:
     """Serve `app` in the foreground until interrupted (the `flask sandbox` command)."""
     server = make_server(host, port, app, threaded=True)
-    log.info("sandbox %s listening on http://%s:%s", app.name, host, server.port)
+    log.info("sandbox listening on http://%s:%s", host, server.port)
     try:
         server.serve_forever()
     finally:

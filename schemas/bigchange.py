@@ -211,7 +211,7 @@ class JobScheduling(_In):
 
 class ConstraintCreate(_In):
     """`type` is required although the docs' example omits it: a typeless constraint means nothing
-    and the reference notes expect the real API to refuse it (decision recorded in docs/connectors.md)."""
+    and the reference notes expect the real API to refuse it (decision recorded in docs/connectors/README.md)."""
 
     jobId: Id
     type: ConstraintType

@@ -32,7 +32,7 @@ from app import create_app
 from bootstrap.embedded_redis import EmbeddedRedis, redis_answers
 from engine.migrate import upgrade
 from engine.services import EXTENSION, Services
-from sandbox import bigchange as bigchange_sandbox
+from sandbox import mounts
 from sandbox.server import serve_in_thread
 from schemas.settings import PROJECT_ROOT, Settings
 
@@ -142,17 +142,19 @@ class Sandbox:
 
 
 @pytest.fixture(scope="session")
-def _sandbox_server() -> Iterator[str]:
-    server = serve_in_thread(bigchange_sandbox.create_app(api_key=SANDBOX_KEY))
+def sandbox_server() -> Iterator[str]:
+    """Every simulator on one port, as `flask sandbox` serves them; each lives under its prefix."""
+    server = serve_in_thread(mounts.create_app(api_key=SANDBOX_KEY))
     yield server.url
     server.stop()
 
 
 @pytest.fixture
-def sandbox(_sandbox_server: str) -> Iterator[Sandbox]:
-    with httpx.Client(base_url=_sandbox_server, timeout=10) as control:
+def sandbox(sandbox_server: str) -> Iterator[Sandbox]:
+    """The BigChange simulator, reset."""
+    with httpx.Client(base_url=f"{sandbox_server}/bigchange", timeout=10) as control:
         control.post("/__sandbox__/reset").raise_for_status()
-        yield Sandbox(_sandbox_server, control)
+        yield Sandbox(f"{sandbox_server}/bigchange", control)
 
 
 # --- The app ----------------------------------------------------------------------------------

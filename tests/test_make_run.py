@@ -221,7 +221,9 @@ def test_make_run_serves_the_tour_end_to_end_and_stops_cleanly_on_ctrl_c(
     # Given: the launcher with no BigChange key and no tokens set, so the sandbox and dev defaults are used
     launcher = launch(REDIS_URL=launcher_redis_url)
     _ready(launcher)
-    launcher.wait_for("the sandbox", lambda: _ok(_get(f"{launcher.sandbox}/__sandbox__/calls")), STARTUP_SECONDS)
+    launcher.wait_for(
+        "the sandbox", lambda: _ok(_get(f"{launcher.sandbox}/bigchange/__sandbox__/calls")), STARTUP_SECONDS
+    )
     output = launcher.output()
     assert "WEBFORM_TOKEN=dev-webform-token" in output, launcher.explain("the filled default is not printed")
     assert "BigChange SANDBOX" in output, launcher.explain("no sandbox banner")
@@ -257,7 +259,7 @@ def test_make_run_serves_the_tour_end_to_end_and_stops_cleanly_on_ctrl_c(
     assert _last_request(steps["schedule"])["jobId"] == job_id
 
     # And: the sandbox, not real BigChange, received each call exactly once, in order
-    calls = httpx.get(f"{launcher.sandbox}/__sandbox__/calls", timeout=5).json()
+    calls = httpx.get(f"{launcher.sandbox}/bigchange/__sandbox__/calls", timeout=5).json()
     assert [(c["method"], c["path"]) for c in calls] == TOUR_CALLS, launcher.explain(f"sandbox calls: {calls}")
 
     # When: the user presses Ctrl-C
@@ -320,7 +322,7 @@ def test_no_bigchange_key_points_steps_at_the_sandbox_and_says_so(capsys: pytest
 
     assert run.choose_bigchange(env, sandbox_port=9101) is True
 
-    assert env == {"BIGCHANGE_BASE_URL": "http://127.0.0.1:9101", "BIGCHANGE_API_KEY": "sandbox-key"}
+    assert env == {"BIGCHANGE_BASE_URL": "http://127.0.0.1:9101/bigchange", "BIGCHANGE_API_KEY": "sandbox-key"}
     assert "NOTHING reaches real BigChange" in capsys.readouterr().out
 
 

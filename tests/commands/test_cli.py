@@ -67,3 +67,9 @@ def test_db_upgrade_creates_the_schema(app: Flask, services: Services, tmp_path:
     result = invoke(app, "db", "upgrade")
     assert result.exit_code == 0 and "database at head" in result.output
     assert {"events", "runs", "step_attempts"} <= set(sa.inspect(sa.create_engine(url)).get_table_names())
+
+
+def test_connector_reference_pages_match_the_models(app: Flask) -> None:
+    # The pages are generated; editing a model without regenerating them fails here.
+    result = invoke(app, "connectors", "docs", "--check")
+    assert result.exit_code == 0, result.output

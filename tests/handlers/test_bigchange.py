@@ -16,10 +16,11 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
+from redis import Redis
 
 from engine.errors import PermanentStepError, SpecError, StepError, TransientStepError
 from engine.http import ApiClient, CallLog
-from engine.operations import Operation, OperationRegistry
+from engine.operations import ConnectorContext, Operation, OperationRegistry
 from handlers import build_registry
 from handlers.bigchange import OPERATIONS, as_list, connect, find_constraint, find_contact, find_job, read_error
 from schemas import bigchange as m
@@ -53,8 +54,14 @@ class FakeApi:
         return json.loads(self.last.content)
 
 
+def context(settings: Settings, fake: FakeApi) -> ConnectorContext:
+    """A connector context over the fake transport; Redis is not touched by these tests."""
+    http = httpx.Client(transport=httpx.MockTransport(fake))
+    return ConnectorContext(settings, http, CallLog(), Redis.from_url("redis://127.0.0.1:1/0"))
+
+
 def client_for(fake: FakeApi, settings: Settings = SETTINGS) -> ApiClient:
-    return connect(settings, httpx.Client(transport=httpx.MockTransport(fake)), CallLog())
+    return connect(context(settings, fake))
 
 
 def run(name: str, payload: dict[str, Any], fake: FakeApi) -> dict[str, Any]:
@@ -173,7 +180,7 @@ def test_a_trailing_slash_on_the_base_url_does_not_double_the_slash() -> None:
     settings = Settings(bigchange_base_url="https://bc.test/api:abc/", bigchange_api_key=SecretStr(KEY))
     op = OPS["bigchange.contacts.contact"]
 
-    op.call(connect(settings, httpx.Client(transport=httpx.MockTransport(fake)), CallLog()), m.ContactGet(contactId=5))
+    op.call(connect(context(settings, fake)), m.ContactGet(contactId=5))
 
     assert fake.last.url.path == "/api:abc/contacts/contact"
 
@@ -182,7 +189,7 @@ def test_connect_without_an_api_key_is_a_permanent_error_naming_the_variable() -
     settings = Settings(bigchange_base_url="https://bc.test", bigchange_api_key=None)
 
     with pytest.raises(PermanentStepError, match="BIGCHANGE_API_KEY"):
-        connect(settings, httpx.Client(transport=httpx.MockTransport(FakeApi())), CallLog())
+        connect(context(settings, FakeApi()))
 
 
 # --- Registry ---------------------------------------------------------------------------------
