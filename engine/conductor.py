@@ -42,6 +42,7 @@ class AttemptStatus(str, Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
+    DEFERRED = "deferred"  # did not run (e.g. request budget spent); runs again later, no failure counted
 
 
 class StepStatus(str, Enum):
@@ -106,6 +107,11 @@ def after_attempt(
     if isinstance(error, TransientStepError):
         message = f"gave up after {failures} attempts: {message}"
     return Next(RunStatus.FAILED, step.id, step_index, attempt, budget_start, error=f"step {step.id}: {message}")
+
+
+def after_deferral(spec: WorkflowSpec, step_index: int, attempt: int, budget_start: int, delay: float) -> Next:
+    """The step runs again after `delay` as the next attempt; the deferral does not use up the retry budget."""
+    return Next(RunStatus.RUNNING, spec.steps[step_index].id, step_index, attempt + 1, budget_start + 1, delay)
 
 
 def retry_failed(step_id: str, step_index: int, last_attempt: int) -> Next:

@@ -4,6 +4,7 @@
     ├── SpecError                 a workflow or source definition is wrong
     ├── RenderError               a template failed (undefined name, bad syntax, sandbox refusal)
     ├── VerificationError         an inbound caller failed verification -> 401
+    ├── StepDeferred              not an error: the step should run later (e.g. the request budget is spent)
     └── StepError                 a step could not complete
         ├── TransientStepError    worth retrying (timeouts, 408, 429, 5xx); carries retry_after
         └── PermanentStepError    retrying cannot help (other 4xx)
@@ -40,6 +41,19 @@ class RenderError(HookflowError):
 
 class VerificationError(HookflowError):
     """An inbound request failed its source's verification; the web layer answers 401."""
+
+
+class StepDeferred(HookflowError):
+    """The step did not run and should run again after `delay` seconds; no attempt is used up.
+
+    Raised before any request is sent (e.g. the shared request budget is spent),
+    so there is nothing to reconcile.
+    """
+
+    def __init__(self, reason: str, *, delay: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
 
 
 class StepError(HookflowError):

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from engine.errors import error_for_status, error_for_transport, parse_retry_after
+from engine.ratelimit import RequestBudget
 
 MAX_LOGGED_BODY = 64 * 1024
 REDACTED = "[redacted]"
@@ -45,6 +46,7 @@ class ApiClient:
         *,
         read_error: ErrorReader,
         auth_hint: str,
+        budget: RequestBudget | None = None,
     ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
@@ -52,6 +54,7 @@ class ApiClient:
         self._calls = calls
         self._read_error = read_error
         self._auth_hint = auth_hint
+        self._budget = budget
         # Credentials travel only in headers; their values must never be written anywhere.
         self._secrets = [value for value in self._headers.values() if len(value) >= 4]
 
@@ -66,9 +69,12 @@ class ApiClient:
         """Send one request; return the decoded JSON body (None when empty).
 
         Raises:
+            StepDeferred: the shared request budget is spent for longer than a short wait.
             TransientStepError: no response, or 408/429/5xx.
-            PermanentStepError: any other status >= 400.
+            PermanentStepError: a 3xx or any other 4xx.
         """
+        if self._budget is not None:
+            self._budget.acquire()
         url = f"{self._base_url}{path}"
         started = time.perf_counter()
         record: dict[str, Any] = {

@@ -129,7 +129,7 @@ class StepAttempt(Base):
     step_id: Mapped[str] = mapped_column(String(100))
     step_index: Mapped[int] = mapped_column(Integer)
     attempt: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16))  # started|succeeded|failed|skipped
+    status: Mapped[str] = mapped_column(String(16))  # started|succeeded|failed|skipped|deferred
     input: Mapped[Any] = mapped_column(JsonColumn, nullable=True)
     calls: Mapped[Any] = mapped_column(JsonColumn, nullable=True)
     output: Mapped[Any] = mapped_column(JsonColumn, nullable=True)

@@ -49,8 +49,8 @@ def _step(step_id: str, uses: str, run: Run, attempts: list[StepAttempt]) -> Ste
 def _step_status(step_id: str, run: Run, last: StepAttempt | None) -> StepStatus:
     if last is None:
         return StepStatus.PENDING
-    if last.status == AttemptStatus.FAILED.value:
-        # A failure with a retry still to come is a step in progress, not a failed one.
+    if last.status in (AttemptStatus.FAILED.value, AttemptStatus.DEFERRED.value):
+        # A failure (or deferral) with another attempt still to come is a step in progress.
         waiting_for_retry = run.status in {s.value for s in ACTIVE_RUN} and run.current_step == step_id
         return StepStatus.RUNNING if waiting_for_retry else StepStatus.FAILED
     return {

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,11 +28,12 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy import select
 
 from engine import store
-from engine.conductor import AttemptStatus, Next, RunStatus, after_attempt
+from engine.conductor import AttemptStatus, Next, RunStatus, after_attempt, after_deferral
 from engine.errors import (
     PermanentStepError,
     RenderError,
     SpecError,
+    StepDeferred,
     StepError,
     StepValidationError,
     TransientStepError,
@@ -57,6 +59,7 @@ class AttemptResult:
     output: Any = None
     error: StepError | None = None
     reconciled: bool = False
+    deferred: StepDeferred | None = None
 
 
 class StepExecution:
@@ -82,6 +85,8 @@ class StepExecution:
         started = time.perf_counter()
         try:
             result = self._attempt(spec, step, run, event, history)
+        except StepDeferred as deferred:
+            result = AttemptResult(AttemptStatus.DEFERRED, deferred=deferred)
         except JobTimeoutException:
             result = AttemptResult(
                 AttemptStatus.FAILED, error=TransientStepError("step exceeded its job timeout", outcome_unknown=True)
@@ -143,12 +148,19 @@ class StepExecution:
             _record(attempt, result, self.calls, now, started)
             nxt = None
             if run.status == RunStatus.RUNNING.value and run.current_step == self.step_id:
-                policy = self.services.default_retry.merged_with(spec.steps[run.step_index].retry)
-                nxt = after_attempt(spec, run.step_index, self.attempt, run.budget_start, result.error, policy)
+                nxt = self._next(spec, run, result)
                 store.apply_next(run, nxt, now)
             session.commit()
         if nxt is not None:
             enqueue_next(self.services, self.run_id, nxt, run.due_at)
+
+    def _next(self, spec: WorkflowSpec, run: Run, result: AttemptResult) -> Next:
+        if result.deferred is not None:
+            # Spread deferred steps out so they do not all come back at the same instant.
+            delay = result.deferred.delay * (1 + random.random() / 2)
+            return after_deferral(spec, run.step_index, self.attempt, run.budget_start, delay)
+        policy = self.services.default_retry.merged_with(spec.steps[run.step_index].retry)
+        return after_attempt(spec, run.step_index, self.attempt, run.budget_start, result.error, policy)
 
 
 def enqueue_next(services: Services, run_id: str, nxt: Next, due_at: datetime | None) -> None:
@@ -167,7 +179,7 @@ def template_context(spec: WorkflowSpec, run: Run, event: Event, history: list[S
     """What `{{ … }}` may read in a step: event, steps.<id>.output/.status, vars, run."""
     steps: dict[str, dict[str, Any]] = {}
     for attempt in history:  # ordered by step, then attempt: the last one of each step wins
-        if attempt.status != AttemptStatus.STARTED.value:
+        if attempt.status not in (AttemptStatus.STARTED.value, AttemptStatus.DEFERRED.value):
             steps[attempt.step_id] = {"output": attempt.output, "status": attempt.status}
     return {
         "event": event_context(event),
@@ -218,3 +230,5 @@ def _record(attempt: StepAttempt, result: AttemptResult, calls: CallLog, now: da
         attempt.error_class = result.error.kind
         attempt.error_message = result.error.message
         attempt.outcome_unknown = result.error.outcome_unknown
+    if result.deferred is not None:
+        attempt.error_message = f"deferred: {result.deferred.reason}"

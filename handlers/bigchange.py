@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from engine.errors import PermanentStepError
 from engine.http import ApiClient
 from engine.operations import ConnectorContext, Operation, Output
+from engine.ratelimit import RateLimit, RequestBudget
 from schemas import bigchange as m
 
 AUTH_HINT = "check BIGCHANGE_API_KEY"
@@ -40,13 +41,21 @@ def connect(ctx: ConnectorContext) -> ApiClient:
             "BIGCHANGE_API_KEY is not set; set it (and BIGCHANGE_BASE_URL if not the vh3 default), "
             "or start with `make run` without it to use the sandbox"
         )
+    key = settings.bigchange_api_key.get_secret_value()
+    budget = None
+    if settings.bigchange_requests_per_second > 0:
+        limit = RateLimit(
+            settings.bigchange_requests_per_second, settings.bigchange_burst, settings.rate_limit_max_wait_seconds
+        )
+        budget = RequestBudget(ctx.redis, "bigchange", key, limit)
     return ApiClient(
         ctx.http,
         settings.bigchange_base_url,
-        {"X-API-Key": settings.bigchange_api_key.get_secret_value()},
+        {"X-API-Key": key},
         ctx.calls,
         read_error=read_error,
         auth_hint=AUTH_HINT,
+        budget=budget,
     )
 
 

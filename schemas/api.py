@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 class AttemptOut(BaseModel):
     attempt: int
-    status: Literal["started", "succeeded", "failed", "skipped"]
+    status: Literal["started", "succeeded", "failed", "skipped", "deferred"]
     started_at: datetime
     finished_at: datetime | None
     duration_ms: float | None

@@ -29,6 +29,12 @@ class Settings(BaseSettings):
 
     bigchange_base_url: str = VH3_BASE_URL
     bigchange_api_key: SecretStr | None = None
+    # BigChange publishes no limit (reference notes §2.6); a conservative shared budget per API key.
+    bigchange_requests_per_second: float = Field(10.0, ge=0, description="Shared by all workers; 0 disables.")
+    bigchange_burst: int = Field(20, ge=1, description="Requests allowed at once before pacing starts.")
+    rate_limit_max_wait_seconds: float = Field(
+        2.0, ge=0, description="Wait for the budget in place up to this long; longer waits defer the step."
+    )
 
     max_body_bytes: int = Field(1024 * 1024, ge=1, description="Largest webhook body accepted (413 above).")
     queue_name: str = "hookflow"

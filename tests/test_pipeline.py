@@ -447,3 +447,23 @@ def test_no_bigchange_key_fails_the_step_with_what_to_set(
     drain()
     run = get_run(client, admin, run_id)
     assert run["status"] == "failed" and "BIGCHANGE_API_KEY is not set" in run["error"]
+
+
+def test_a_spent_request_budget_defers_steps_without_failing_them(
+    client: FlaskClient, services: Services, drain: Drain, sandbox: Sandbox, admin: dict[str, str]
+) -> None:
+    # Given a budget of two requests at once, then five per second, and no waiting in place
+    services.settings = services.settings.model_copy(
+        update={"bigchange_requests_per_second": 5.0, "bigchange_burst": 2, "rate_limit_max_wait_seconds": 0}
+    )
+    first = submit(client, enquiry(submission_id="a"))["runs"][0]
+    second = submit(client, enquiry(submission_id="b"))["runs"][0]
+    drain(timeout=60)
+    runs = [get_run(client, admin, run_id) for run_id in (first, second)]
+    # Then both complete, some steps were deferred, and no deferral counted as a failure
+    assert [run["status"] for run in runs] == ["succeeded", "succeeded"]
+    attempts = [a for run in runs for s in run["steps"] for a in s["attempts"]]
+    deferred = [a for a in attempts if a["status"] == "deferred"]
+    assert deferred and all(a["error"].startswith("deferred: request budget") for a in deferred)
+    assert not [a for a in attempts if a["status"] == "failed"]
+    assert len(sandbox.state()["contacts"]) == 2

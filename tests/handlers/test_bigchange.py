@@ -27,7 +27,10 @@ from schemas import bigchange as m
 from schemas.settings import Settings
 
 KEY = "bc-secret-key-123"
-SETTINGS = Settings(bigchange_base_url="https://bc.test", bigchange_api_key=SecretStr(KEY))
+# The shared request budget lives in Redis and has its own specs (tests/engine/test_ratelimit.py).
+SETTINGS = Settings(
+    bigchange_base_url="https://bc.test", bigchange_api_key=SecretStr(KEY), bigchange_requests_per_second=0
+)
 OPS = {op.name: op for op in OPERATIONS}
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -177,7 +180,7 @@ def test_post_bodies_carry_datetimes_in_bigchange_utc_format() -> None:
 
 def test_a_trailing_slash_on_the_base_url_does_not_double_the_slash() -> None:
     fake = FakeApi()
-    settings = Settings(bigchange_base_url="https://bc.test/api:abc/", bigchange_api_key=SecretStr(KEY))
+    settings = SETTINGS.model_copy(update={"bigchange_base_url": "https://bc.test/api:abc/"})
     op = OPS["bigchange.contacts.contact"]
 
     op.call(connect(context(settings, fake)), m.ContactGet(contactId=5))
