@@ -120,20 +120,57 @@ def ensure_redis(env: Env, embedded_port: int) -> EmbeddedRedis | None:
     return embedded
 
 
-def choose_bigchange(env: Env, sandbox_port: int) -> bool:
-    """Point BigChange at the sandbox unless a real key is set; True when the sandbox must run."""
-    if env.get("BIGCHANGE_API_KEY"):
-        where = redacted(env.get("BIGCHANGE_BASE_URL") or "the real vh3 API")
-        say(f"BigChange: steps call {where} with your BIGCHANGE_API_KEY.")
-        return False
-    env["BIGCHANGE_BASE_URL"] = f"http://127.0.0.1:{sandbox_port}/bigchange"
-    env["BIGCHANGE_API_KEY"] = SANDBOX_API_KEY
-    banner(
-        "BigChange: no BIGCHANGE_API_KEY is set, so steps go to the BigChange SANDBOX",
-        f"at {env['BIGCHANGE_BASE_URL']} (a simulator started by make run).",
-        "NOTHING reaches real BigChange. Set BIGCHANGE_API_KEY to use the real API.",
-    )
-    return True
+@dataclass(frozen=True)
+class Sandboxed:
+    """A connector `make run` points at its simulator when its credential is unset."""
+
+    name: str
+    credential: str
+    settings: dict[str, str]  # variable -> value; "{sandbox}" is the sandbox's base URL
+
+
+SANDBOXED = (
+    Sandboxed(
+        "BigChange",
+        "BIGCHANGE_API_KEY",
+        {"BIGCHANGE_BASE_URL": "{sandbox}/bigchange", "BIGCHANGE_API_KEY": SANDBOX_API_KEY},
+    ),
+    Sandboxed(
+        "BigChange web service",
+        "BIGCHANGE_WEBSERVICE_KEY",
+        {
+            "BIGCHANGE_WEBSERVICE_URL": "{sandbox}/bigchange-webservice/services.ashx",
+            "BIGCHANGE_WEBSERVICE_USERNAME": "sandbox-user",
+            "BIGCHANGE_WEBSERVICE_PASSWORD": SANDBOX_API_KEY,
+            "BIGCHANGE_WEBSERVICE_KEY": SANDBOX_API_KEY,
+        },
+    ),
+    Sandboxed(
+        "Lightening",
+        "LIGHTENING_TOKEN",
+        {"LIGHTENING_BASE_URL": "{sandbox}/lightening", "LIGHTENING_TOKEN": SANDBOX_API_KEY},
+    ),
+    Sandboxed("additiv", "ADDITIV_TOKEN", {"ADDITIV_BASE_URL": "{sandbox}/additiv", "ADDITIV_TOKEN": SANDBOX_API_KEY}),
+)
+
+
+def choose_sandboxes(env: Env, sandbox_port: int) -> bool:
+    """Point every connector without credentials at the sandbox; True when the sandbox must run."""
+    base = f"http://127.0.0.1:{sandbox_port}"
+    simulated = []
+    for connector in SANDBOXED:
+        if env.get(connector.credential):
+            say(f"{connector.name}: steps call the real API with your {connector.credential}.")
+            continue
+        env.update({name: value.format(sandbox=base) for name, value in connector.settings.items()})
+        simulated.append(connector)
+    if simulated:
+        banner(
+            f"No credentials for: {', '.join(c.name for c in simulated)}.",
+            f"Their steps go to the SANDBOX at {base} (simulators started by make run).",
+            "NOTHING reaches those real APIs. Set " + " / ".join(c.credential for c in simulated) + " to use them.",
+        )
+    return bool(simulated)
 
 
 def busy_ports(ports: Mapping[str, int]) -> list[str]:
@@ -212,7 +249,7 @@ def main() -> int:
     ports = Ports.from_env(env)
     child_environment(env, ports, bin_dir)
     filled = fill_dev_defaults(env)
-    with_sandbox = choose_bigchange(env, ports.sandbox)
+    with_sandbox = choose_sandboxes(env, ports.sandbox)
     busy = busy_ports({"WEB_PORT": ports.web, **({"SANDBOX_PORT": ports.sandbox} if with_sandbox else {})})
     if busy:
         say(f"make run: port already in use: {', '.join(busy)}. Stop what listens there, or choose another port.")

@@ -36,6 +36,20 @@ class Settings(BaseSettings):
         2.0, ge=0, description="Wait for the budget in place up to this long; longer waits defer the step."
     )
 
+    # --- BigChange legacy web service (services.ashx) ---
+    bigchange_webservice_url: str = "https://webservice.bigchange.com/v01/services.ashx"
+    bigchange_webservice_username: str | None = None
+    bigchange_webservice_password: SecretStr | None = None
+    bigchange_webservice_key: SecretStr | None = None
+
+    # --- Lightening (base URL and auth scheme unconfirmed: see docs/connectors/lightening.md) ---
+    lightening_base_url: str | None = None
+    lightening_token: SecretStr | None = None
+
+    # --- additiv ---
+    additiv_base_url: str | None = None
+    additiv_token: SecretStr | None = None
+
     max_body_bytes: int = Field(1024 * 1024, ge=1, description="Largest webhook body accepted (413 above).")
     queue_name: str = "hookflow"
     http_timeout_seconds: float = Field(30.0, gt=0, description="Per-call timeout for external APIs.")

@@ -157,6 +157,22 @@ def sandbox(sandbox_server: str) -> Iterator[Sandbox]:
         yield Sandbox(f"{sandbox_server}/bigchange", control)
 
 
+@pytest.fixture
+def simulator(sandbox_server: str) -> Iterator[Callable[[str], Sandbox]]:
+    """Any simulator by its mount prefix, reset: `simulator("/lightening")`."""
+    clients: list[httpx.Client] = []
+
+    def reset(prefix: str) -> Sandbox:
+        control = httpx.Client(base_url=f"{sandbox_server}{prefix}", timeout=10)
+        clients.append(control)
+        control.post("/__sandbox__/reset").raise_for_status()
+        return Sandbox(f"{sandbox_server}{prefix}", control)
+
+    yield reset
+    for control in clients:
+        control.close()
+
+
 # --- The app ----------------------------------------------------------------------------------
 
 
@@ -174,7 +190,12 @@ def settings_overrides() -> dict[str, Any]:
 
 @pytest.fixture
 def settings(
-    database_url: str, redis_url: str, sandbox: Sandbox, workflows_dir: Path, settings_overrides: dict[str, Any]
+    database_url: str,
+    redis_url: str,
+    sandbox: Sandbox,
+    sandbox_server: str,
+    workflows_dir: Path,
+    settings_overrides: dict[str, Any],
 ) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
@@ -183,6 +204,15 @@ def settings(
         "admin_token": SecretStr(ADMIN_TOKEN),
         "bigchange_base_url": sandbox.url,
         "bigchange_api_key": SecretStr(SANDBOX_KEY),
+        # Every other connector points at its simulator on the same server (see sandbox/mounts.py).
+        "bigchange_webservice_url": f"{sandbox_server}/bigchange-webservice/services.ashx",
+        "bigchange_webservice_username": "sandbox-user",
+        "bigchange_webservice_password": SecretStr(SANDBOX_KEY),
+        "bigchange_webservice_key": SecretStr(SANDBOX_KEY),
+        "lightening_base_url": f"{sandbox_server}/lightening",
+        "lightening_token": SecretStr(SANDBOX_KEY),
+        "additiv_base_url": f"{sandbox_server}/additiv",
+        "additiv_token": SecretStr(SANDBOX_KEY),
         "http_timeout_seconds": 5.0,
         "retry_initial_seconds": 0.01,  # real backoff arithmetic, test-sized delays
         "retry_max_delay_seconds": 0.05,

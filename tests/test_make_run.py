@@ -226,7 +226,7 @@ def test_make_run_serves_the_tour_end_to_end_and_stops_cleanly_on_ctrl_c(
     )
     output = launcher.output()
     assert "WEBFORM_TOKEN=dev-webform-token" in output, launcher.explain("the filled default is not printed")
-    assert "BigChange SANDBOX" in output, launcher.explain("no sandbox banner")
+    assert "No credentials for: BigChange" in output, launcher.explain("no sandbox banner")
 
     # When: the tour's first curl sends the example enquiry with the default token
     accepted = httpx.post(
@@ -307,23 +307,41 @@ def test_only_unset_secrets_get_dev_defaults_and_a_set_value_is_never_printed(
     assert '-H "X-Hook-Token: dev-webform-token" --data-binary @examples/web-enquiry.json' in printed
 
 
-def test_a_real_bigchange_key_keeps_the_sandbox_out(capsys: pytest.CaptureFixture[str]) -> None:
-    env = {"BIGCHANGE_API_KEY": "real-key", "BIGCHANGE_BASE_URL": "https://bigchange.example"}
+def test_connectors_with_credentials_keep_the_sandbox_out(capsys: pytest.CaptureFixture[str]) -> None:
+    real = {
+        "BIGCHANGE_API_KEY": "real-key",
+        "BIGCHANGE_BASE_URL": "https://bigchange.example",
+        "BIGCHANGE_WEBSERVICE_KEY": "ws",
+        "LIGHTENING_TOKEN": "lt",
+        "ADDITIV_TOKEN": "ad",
+    }
+    env = dict(real)
 
-    assert run.choose_bigchange(env, sandbox_port=8001) is False
+    assert run.choose_sandboxes(env, sandbox_port=8001) is False
 
-    assert env == {"BIGCHANGE_API_KEY": "real-key", "BIGCHANGE_BASE_URL": "https://bigchange.example"}
+    assert env == real
     assert "real-key" not in capsys.readouterr().out
     assert "sandbox" not in run.honcho_command(Path("/venv/bin"), with_sandbox=False)
 
 
 def test_no_bigchange_key_points_steps_at_the_sandbox_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    env: dict[str, str] = {"LIGHTENING_TOKEN": "lt", "ADDITIV_TOKEN": "ad", "BIGCHANGE_WEBSERVICE_KEY": "ws"}
+
+    assert run.choose_sandboxes(env, sandbox_port=9101) is True
+
+    assert env["BIGCHANGE_BASE_URL"] == "http://127.0.0.1:9101/bigchange"
+    assert env["BIGCHANGE_API_KEY"] == "sandbox-key"
+    assert "LIGHTENING_BASE_URL" not in env
+    printed = capsys.readouterr().out
+    assert "No credentials for: BigChange." in printed and "NOTHING reaches those real APIs" in printed
+
+
+def test_every_connector_without_credentials_gets_its_simulator() -> None:
     env: dict[str, str] = {}
-
-    assert run.choose_bigchange(env, sandbox_port=9101) is True
-
-    assert env == {"BIGCHANGE_BASE_URL": "http://127.0.0.1:9101/bigchange", "BIGCHANGE_API_KEY": "sandbox-key"}
-    assert "NOTHING reaches real BigChange" in capsys.readouterr().out
+    run.choose_sandboxes(env, sandbox_port=8001)
+    assert env["LIGHTENING_BASE_URL"] == "http://127.0.0.1:8001/lightening"
+    assert env["ADDITIV_BASE_URL"] == "http://127.0.0.1:8001/additiv"
+    assert env["BIGCHANGE_WEBSERVICE_URL"] == "http://127.0.0.1:8001/bigchange-webservice/services.ashx"
 
 
 def test_dotenv_fills_in_but_the_real_environment_wins(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ def invoke(app: Flask, *args: str):
 def test_check_passes_on_the_shipped_workflows(app: Flask) -> None:
     result = invoke(app, "workflows", "check")
     assert result.exit_code == 0, result.output
-    assert "3 workflow(s), 2 source(s), 0 error(s), 0 warning(s)" in result.output
+    assert " 0 error(s), 0 warning(s)" in result.output
 
 
 def test_check_reports_each_problem_located_and_exits_1(app: Flask, tmp_path: Path) -> None:
