@@ -17,9 +17,8 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.formparser import parse_form_data
 from werkzeug.http import parse_options_header
 
-REDACTED = "[redacted]"
-# Headers that carry credentials whatever the source: never stored.
-_SECRET_HEADER = re.compile(r"authorization|cookie|token|secret|signature|api[-_]?key|password", re.IGNORECASE)
+from engine.redact import REDACTED, is_secret_name
+
 # Hop-by-hop and transport noise, not worth a row in every event.
 _DROPPED_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection"}
 _SECRET_QUERY = re.compile(r"token|secret|signature|key|password", re.IGNORECASE)
@@ -132,7 +131,7 @@ def redact_headers(headers: Mapping[str, str], secret_headers: set[str]) -> dict
         lower = name.lower()
         if lower in _DROPPED_HEADERS:
             continue
-        kept[lower] = REDACTED if lower in secret_headers or _SECRET_HEADER.search(lower) else value
+        kept[lower] = REDACTED if lower in secret_headers or is_secret_name(lower) else value
     return kept
 
 

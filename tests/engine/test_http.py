@@ -318,3 +318,60 @@ def test_a_redirect_names_where_it_pointed_and_blames_the_base_url() -> None:
     response = httpx.Response(301, headers={"Location": "https://new.test/x"})
     with pytest.raises(PermanentStepError, match=r"HTTP 301: unexpected redirect to https://new.test/x; check the"):
         make_client(answer(response)).request("GET", "/x")
+
+
+def test_credentials_are_recognised_by_header_name_not_every_header_value() -> None:
+    # Given a client that sends a language header alongside its key
+    calls = CallLog()
+
+    def echo(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"language": request.headers["Accept-Language"], "key": "s3cret-key"})
+
+    client = ApiClient(
+        httpx.Client(transport=httpx.MockTransport(echo)),
+        "https://api.test",
+        {"X-API-Key": "s3cret-key", "Accept-Language": "de-CH"},
+        calls,
+        read_error=lambda r: r.text,
+        auth_hint="",
+    )
+    client.request("GET", "/x")
+    # Then the language stays readable and the key does not
+    assert calls.calls[0]["response"] == {"language": "de-CH", "key": "[redacted]"}
+
+
+def test_credential_like_fields_in_bodies_are_redacted_in_the_log() -> None:
+    calls = CallLog()
+    client = make_client(answer(httpx.Response(200, json={"ok": True, "access_token": "abc123"})), calls)
+    client.request("POST", "/x", json_body={"name": "Ann", "portal_password": "hunter22", "profile": {"api_key": "k"}})
+    assert calls.calls[0]["body"] == {
+        "name": "Ann",
+        "portal_password": "[redacted]",
+        "profile": {"api_key": "[redacted]"},
+    }
+    assert calls.calls[0]["response"] == {"ok": True, "access_token": "[redacted]"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "content_type", "sent"),
+    [
+        ({"form": {"name": "Ann", "is_active": "1"}}, "application/x-www-form-urlencoded", b"name=Ann&is_active=1"),
+        ({"text": "query { contacts }"}, "text/plain; charset=utf-8", b"query { contacts }"),
+        ({"json_body": {"a": 1}}, "application/json", b'{"a":1}'),
+    ],
+)
+def test_a_request_body_may_be_json_form_or_text(kwargs: dict, content_type: str, sent: bytes) -> None:
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    make_client(record).request("POST", "/x", **kwargs)
+    assert seen[0].headers["content-type"] == content_type
+    assert seen[0].content.replace(b" ", b"") == sent.replace(b" ", b"")
+
+
+def test_only_one_body_may_be_given() -> None:
+    with pytest.raises(ValueError, match="give one request body, not json_body and form"):
+        make_client(answer(httpx.Response(204))).request("POST", "/x", json_body={}, form={})
