@@ -61,8 +61,21 @@ def check_transition(current: str, new: RunStatus) -> None:
 
 
 @dataclass(frozen=True)
+class Failure:
+    """Why and where a run failed, kept while its on_failure steps run."""
+
+    message: str
+    step_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
 class Next:
-    """The run's state after an attempt: the step job that should exist next, if any."""
+    """The run's state after an attempt: the step job that should exist next, if any.
+
+    A failed run's cursor rests on the step that failed (a manual retry resumes
+    there); while on_failure steps run, `failure` remembers that step.
+    """
 
     status: RunStatus
     step_id: str | None
@@ -71,16 +84,43 @@ class Next:
     budget_start: int
     delay: float = 0.0
     error: str | None = None
+    failure: Failure | None = None
 
 
 def first_step(spec: WorkflowSpec) -> Next:
     return Next(RunStatus.QUEUED, spec.steps[0].id, 0, 1, 1)
 
 
-def _advance(spec: WorkflowSpec, index: int) -> Next:
-    if index >= len(spec.steps):
+def _go_to(spec: WorkflowSpec, index: int, failure: Failure | None) -> Next:
+    """Run step `index` of the run's current phase, or finish the phase."""
+    if failure is None and index >= len(spec.steps):
         return Next(RunStatus.SUCCEEDED, None, index, 1, 1)
-    return Next(RunStatus.RUNNING, spec.steps[index].id, index, 1, 1)
+    if failure is not None and index >= len(spec.all_steps):
+        return _failed(spec, failure)
+    return Next(RunStatus.RUNNING, spec.all_steps[index].id, index, 1, 1, failure=failure)
+
+
+def _failed(spec: WorkflowSpec, failure: Failure) -> Next:
+    index = spec.index_of(failure.step_id)
+    return Next(RunStatus.FAILED, failure.step_id, index, failure.attempt, failure.attempt, error=failure.message)
+
+
+def _fail(spec: WorkflowSpec, failure: Failure, ongoing: Failure | None) -> Next:
+    """The run failed: run its on_failure steps first, unless it is already running them."""
+    if ongoing is not None:  # an on_failure step failed too: finish, keeping both reasons
+        return _failed(
+            spec, Failure(f"{ongoing.message}; then on_failure {failure.message}", ongoing.step_id, ongoing.attempt)
+        )
+    if spec.on_failure:
+        return _go_to(spec, len(spec.steps), failure)
+    return _failed(spec, failure)
+
+
+def is_retried(error: StepError, policy: RetryPolicy) -> bool:
+    """Whether the policy retries this failure: `transient`, or one of the listed statuses."""
+    if isinstance(error, TransientStepError) and "transient" in policy.on:
+        return True
+    return error.status is not None and error.status in policy.on
 
 
 def after_attempt(
@@ -91,27 +131,34 @@ def after_attempt(
     error: StepError | None,
     policy: RetryPolicy,
     rand: Callable[[], float] | None = None,
+    failure: Failure | None = None,
 ) -> Next:
     """Decide the run's next state once an attempt has ended (error None: succeeded or skipped)."""
     if error is None:
-        return _advance(spec, step_index + 1)
-    step = spec.steps[step_index]
+        return _go_to(spec, step_index + 1, failure)
+    step = spec.all_steps[step_index]
     failures = attempt - budget_start + 1
-    if isinstance(error, TransientStepError) and failures < policy.max_attempts:
+    if is_retried(error, policy) and failures < policy.max_attempts:
         kwargs = {"rand": rand} if rand else {}
-        delay = compute_backoff(policy, failures, error.retry_after, **kwargs)
-        return Next(RunStatus.RUNNING, step.id, step_index, attempt + 1, budget_start, delay)
+        retry_after = error.retry_after if isinstance(error, TransientStepError) else None
+        delay = compute_backoff(policy, failures, retry_after, **kwargs)
+        return Next(RunStatus.RUNNING, step.id, step_index, attempt + 1, budget_start, delay, failure=failure)
     if step.on_error == "continue":
-        return _advance(spec, step_index + 1)
+        return _go_to(spec, step_index + 1, failure)
+    if step.goto is not None:
+        return _go_to(spec, spec.index_of(step.goto), failure)
     message = error.message
-    if isinstance(error, TransientStepError):
+    if is_retried(error, policy):
         message = f"gave up after {failures} attempts: {message}"
-    return Next(RunStatus.FAILED, step.id, step_index, attempt, budget_start, error=f"step {step.id}: {message}")
+    return _fail(spec, Failure(f"step {step.id}: {message}", step.id, attempt), failure)
 
 
-def after_deferral(spec: WorkflowSpec, step_index: int, attempt: int, budget_start: int, delay: float) -> Next:
+def after_deferral(
+    spec: WorkflowSpec, step_index: int, attempt: int, budget_start: int, delay: float, failure: Failure | None = None
+) -> Next:
     """The step runs again after `delay` as the next attempt; the deferral does not use up the retry budget."""
-    return Next(RunStatus.RUNNING, spec.steps[step_index].id, step_index, attempt + 1, budget_start + 1, delay)
+    step_id = spec.all_steps[step_index].id
+    return Next(RunStatus.RUNNING, step_id, step_index, attempt + 1, budget_start + 1, delay, failure=failure)
 
 
 def retry_failed(step_id: str, step_index: int, last_attempt: int) -> Next:

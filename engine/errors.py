@@ -50,10 +50,12 @@ class StepDeferred(HookflowError):
     so there is nothing to reconcile.
     """
 
-    def __init__(self, reason: str, *, delay: float) -> None:
+    def __init__(self, reason: str, *, delay: float, jitter: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.delay = delay
+        # Spread throttled steps out; a deliberate wait (core.wait) must keep its exact time.
+        self.jitter = jitter
 
 
 class StepError(HookflowError):

@@ -21,6 +21,7 @@ from engine.conductor import RunStatus, first_step
 from engine.errors import RenderError, VerificationError
 from engine.loader import Catalog, LoadedWorkflow
 from engine.models import Event, Run
+from engine.render import Renderer
 from engine.runner import event_context
 from engine.services import Services
 from engine.verify import verify_request
@@ -45,6 +46,29 @@ class InboundRequest:
     content_type: str | None
     headers: Mapping[str, str]  # lower-cased names
     query: Mapping[str, str]
+
+
+class EventKeyError(Exception):
+    """The source's event_type or event_id template cannot be applied to this request."""
+
+
+def identify(
+    renderer: Renderer, source: SourceSpec, data: Any, headers: Mapping[str, str], query: Mapping[str, str]
+) -> tuple[str | None, str | None]:
+    """The event's type and dedupe key, as the source's templates give them (key None: use the body digest).
+
+    Raises:
+        EventKeyError: a template failed, or the key came out empty.
+    """
+    context = {"body": data, "headers": dict(headers), "query": dict(query)}
+    try:
+        event_type = renderer.render_str(source.event_type, context) if source.event_type else None
+        key = renderer.render_str(source.event_id, context) if source.event_id else None
+    except RenderError as exc:
+        raise EventKeyError(f"cannot key or type this event: {exc}") from exc
+    if source.event_id and (key is None or key == ""):
+        raise EventKeyError(f"event_id template {source.event_id!r} gave an empty key")
+    return (None if event_type is None else str(event_type)), (None if key is None else str(key))
 
 
 def _error(status: int, message: str, **extra: Any) -> Receipt:
@@ -83,18 +107,13 @@ class Intake:
         return self._accept(request, source, catalog, data)
 
     def _accept(self, request: InboundRequest, source: SourceSpec, catalog: Catalog, data: Any) -> Receipt:
-        request_context = {"body": data, "headers": dict(request.headers), "query": dict(request.query)}
-        renderer = self.services.renderer
         try:
-            event_type = renderer.render_str(source.event_type, request_context) if source.event_type else None
-            key = renderer.render_str(source.event_id, request_context) if source.event_id else None
-        except RenderError as exc:
-            return self._reject(request, source, f"cannot key or type this event: {exc}", data)
-        if source.event_id and (key is None or key == ""):
-            return self._reject(request, source, f"event_id template {source.event_id!r} gave an empty key", data)
+            event_type, key = identify(self.services.renderer, source, data, request.headers, request.query)
+        except EventKeyError as exc:
+            return self._reject(request, source, str(exc), data)
         event = self._event(request, source, data, "accepted")
-        event.type = None if event_type is None else str(event_type)
-        event.dedupe_key = ingest.body_digest(request.body) if key is None else str(key)
+        event.type = event_type
+        event.dedupe_key = ingest.body_digest(request.body) if key is None else key
         runs = [run for wf in catalog.triggered_by(request.source) if (run := self._match(wf, event)) is not None]
         with self.services.db.session() as session:
             try:
@@ -128,12 +147,18 @@ class Intake:
             updated_at=now,
         )
         context = {"event": event_context(event), "vars": workflow.spec.vars}
+        renderer = self.services.renderer
+        where = "on.if"
         try:
-            if not self.services.renderer.is_true(trigger.if_, context):
+            if not renderer.is_true(trigger.if_, context):
                 return None
+            where = "concurrency"
+            if workflow.spec.concurrency is not None:
+                # An empty key (e.g. a blank email) puts the run in no lane rather than one shared lane.
+                run.concurrency_key = str(renderer.render_str(workflow.spec.concurrency, context))[:255] or None
         except RenderError as exc:
             # Visible beats silent: the ops person sees a failed run with the reason.
-            run.status, run.error, run.finished_at, run.due_at = RunStatus.FAILED.value, f"on.if: {exc}", now, None
+            run.status, run.error, run.finished_at, run.due_at = RunStatus.FAILED.value, f"{where}: {exc}", now, None
         return run
 
     def _event(self, request: InboundRequest, source: SourceSpec, data: Any, status: str) -> Event:

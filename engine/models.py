@@ -102,6 +102,12 @@ class Run(Base):
     budget_start: Mapped[int] = mapped_column(Integer, default=1)
     due_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+    # The run's lane: runs with the same key run one at a time, oldest first.
+    concurrency_key: Mapped[str | None] = mapped_column(String(255))
+    # While on_failure steps run: why and where the run failed (see conductor.Failure).
+    failure: Mapped[str | None] = mapped_column(Text)
+    failed_step: Mapped[str | None] = mapped_column(String(100))
+    failed_attempt: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
@@ -112,6 +118,7 @@ class Run(Base):
         Index("ix_runs_workflow_created_at", "workflow", "created_at"),
         Index("ix_runs_event_id", "event_id"),
         Index("ix_runs_created_at", "created_at"),
+        Index("ix_runs_lane", "concurrency_key", "status", "created_at"),
     )
 
 
@@ -145,3 +152,47 @@ class StepAttempt(Base):
         UniqueConstraint("run_id", "step_id", "attempt", name="uq_step_attempts_run_step_attempt"),
         Index("ix_step_attempts_status_started_at", "status", "started_at"),
     )
+
+
+class StepItem(Base):
+    """One item of a `foreach` step: its latest state, written as soon as it changes.
+
+    Committing each item as it starts and ends is what lets a retried or
+    recovered step skip the items that already succeeded and reconcile the
+    one that was in flight.
+    """
+
+    __tablename__ = "step_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    step_id: Mapped[str] = mapped_column(String(100))
+    item_index: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # started|succeeded|failed|skipped
+    input: Mapped[Any] = mapped_column(JsonColumn, nullable=True)
+    calls: Mapped[Any] = mapped_column(JsonColumn, nullable=True)
+    output: Mapped[Any] = mapped_column(JsonColumn, nullable=True)
+    error_class: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    outcome_unknown: Mapped[bool] = mapped_column(Boolean, default=False)
+    reconciled: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime]
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (UniqueConstraint("run_id", "step_id", "item_index", name="uq_step_items_run_step_item"),)
+
+
+class Xref(Base):
+    """A stored mapping between an external system's id and a target id, e.g. account ref -> contactId."""
+
+    __tablename__ = "xrefs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    map: Mapped[str] = mapped_column(String(100))
+    key: Mapped[str] = mapped_column(String(255))
+    value: Mapped[Any] = mapped_column(JsonColumn)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("map", "key", name="uq_xrefs_map_key"),)

@@ -18,10 +18,13 @@ from pydantic import BaseModel
 from engine.errors import SpecError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import httpx
     from redis import Redis
 
-    from engine.http import ApiClient, CallLog
+    from engine.db import Database
+    from engine.http import CallLog
     from schemas.settings import Settings
 
 Output = dict[str, Any]
@@ -40,9 +43,14 @@ class ConnectorContext:
     http: httpx.Client
     calls: CallLog
     redis: Redis
+    db: Database | None = None
+    run_id: str = ""
+    step_id: str = ""
+    step_started_at: datetime | None = None  # when the step's first attempt started (durable waits count from it)
+    deadline: float | None = None  # time.monotonic() by which the attempt must be done (step `timeout:`)
 
 
-Connect = Callable[[ConnectorContext], "ApiClient"]
+Connect = Callable[[ConnectorContext], Any]
 
 
 @dataclass(frozen=True)
@@ -52,20 +60,25 @@ class Operation:
     Attributes:
         name: `<connector>.<api path with / as .>`, e.g. bigchange.jobs.constraints.create.
         input: model that a step's rendered `with` must satisfy.
-        call: performs the operation and returns its output (creates include `id`).
-        connect: builds the connector's client for one attempt.
+        call: performs the operation with what `connect` built and returns its output (creates include `id`).
+        connect: builds what `call` needs for one attempt: a connector's ApiClient, or for
+            built-in operations the context itself.
         find_existing: for creates, returns the output of a record an earlier attempt
             may have made (looked up by natural key), or None.
         natural_key: the input field(s) `find_existing` matches on, for the docs.
+        outputs: the output's field names, when the operation always produces exactly those.
     """
 
     name: str
     input: type[BaseModel]
-    call: Callable[[ApiClient, Any], Output]
+    call: Callable[[Any, Any], Output]
     connect: Connect
-    find_existing: Callable[[ApiClient, Any], Output | None] | None = None
+    find_existing: Callable[[Any, Any], Output | None] | None = None
     natural_key: tuple[str, ...] = ()
     summary: str = ""
+    # The output's fields when they are known exactly; `workflows check` then refuses a template that reads
+    # another one (steps.x.output.idd). None: the shape depends on the API's answer, so nothing is checked.
+    outputs: frozenset[str] | None = None
 
     @property
     def module(self) -> str:

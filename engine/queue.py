@@ -9,6 +9,7 @@ RQ's scheduler (`schedule_job`), which the worker runs.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 
@@ -66,6 +67,25 @@ class StepQueue:
             log.debug("step job %s already queued", options["job_id"])
             return False
         return True
+
+    def wake(self, run_id: str, step_id: str, attempt: int) -> None:
+        """Run a step that was waiting in its concurrency lane, now that the lane is free.
+
+        A one-off job id, not the step's usual one: the waiting run's own job may
+        still be finishing its "not yet" under that id, and a unique enqueue would
+        then be refused and the wake-up lost. Two jobs for one step are harmless:
+        the attempt claim lets only one of them run it.
+        """
+        self.queue.enqueue(
+            RUN_STEP,
+            run_id,
+            step_id,
+            attempt,
+            job_id=f"{job_id(run_id, step_id, attempt)}-wake-{uuid.uuid4().hex[:12]}",
+            job_timeout=self._job_timeout,
+            result_ttl=0,
+            failure_ttl=7 * 24 * 3600,
+        )
 
     def missing(self, keys: Iterable[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
         """The (run, step, attempt) keys with no live job in Redis: absent, or dead for good.

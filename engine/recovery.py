@@ -31,6 +31,7 @@ from engine import store
 from engine.conductor import ACTIVE_RUN, AttemptStatus, after_attempt
 from engine.errors import TransientStepError
 from engine.models import Run, StepAttempt
+from engine.runner import failure_of
 from engine.services import Services
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ def _scan_batch(
     """
     active = [s.value for s in ACTIVE_RUN]
     with services.db.session() as session:
-        query = select(Run).where(Run.status.in_(active), Run.updated_at < idle_since)
+        # A run waiting behind another in its lane has no job on purpose: the run ahead will wake it.
+        query = select(Run).where(Run.status.in_(active), Run.updated_at < idle_since, ~store.blocked_in_lane())
         if after is not None:
             query = query.where((Run.updated_at > after[0]) | ((Run.updated_at == after[0]) & (Run.id > after[1])))
         runs = list(session.scalars(query.order_by(Run.updated_at, Run.id).limit(BATCH)))
@@ -125,8 +127,10 @@ def _fail_lost_attempt(services: Services, run_id: str, attempt_id: int) -> Run 
         attempt.outcome_unknown = True
         attempt.finished_at = now
         spec = services.spec_for(run.workflow_hash, run.definition)
-        policy = services.default_retry.merged_with(spec.steps[run.step_index].retry)
-        nxt = after_attempt(spec, run.step_index, attempt.attempt, run.budget_start, error, policy)
+        policy = services.default_retry.merged_with(spec.all_steps[run.step_index].retry)
+        nxt = after_attempt(
+            spec, run.step_index, attempt.attempt, run.budget_start, error, policy, failure=failure_of(run)
+        )
         store.apply_next(run, nxt, now)
         session.commit()
     log.warning(

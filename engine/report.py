@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from engine.conductor import ACTIVE_RUN, AttemptStatus, StepStatus
-from engine.models import Event, Run, StepAttempt
-from schemas.api import AttemptOut, EventOut, RunOut, RunSummary, StepOut
+from engine.models import Event, Run, StepAttempt, StepItem
+from schemas.api import AttemptOut, EventOut, ItemOut, RunOut, RunSummary, StepOut
 
 
 def summarize(run: Run) -> RunSummary:
@@ -20,11 +22,18 @@ def summarize(run: Run) -> RunSummary:
     )
 
 
-def describe(run: Run, attempts: list[StepAttempt]) -> RunOut:
+def describe(run: Run, attempts: list[StepAttempt], items: Sequence[StepItem] = ()) -> RunOut:
     by_step: dict[str, list[StepAttempt]] = {}
     for attempt in attempts:
         by_step.setdefault(attempt.step_id, []).append(attempt)
-    steps = [_step(step["id"], step["uses"], run, by_step.get(step["id"], [])) for step in run.definition["steps"]]
+    items_by_step: dict[str, list[StepItem]] = {}
+    for item in sorted(items, key=lambda i: i.item_index):
+        items_by_step.setdefault(item.step_id, []).append(item)
+    declared = [*run.definition["steps"], *run.definition.get("on_failure", [])]
+    steps = [
+        _step(step["id"], step["uses"], run, by_step.get(step["id"], []), items_by_step.get(step["id"], []))
+        for step in declared
+    ]
     return RunOut(
         **summarize(run).model_dump(),
         workflow_hash=run.workflow_hash,
@@ -34,7 +43,7 @@ def describe(run: Run, attempts: list[StepAttempt]) -> RunOut:
     )
 
 
-def _step(step_id: str, uses: str, run: Run, attempts: list[StepAttempt]) -> StepOut:
+def _step(step_id: str, uses: str, run: Run, attempts: list[StepAttempt], items: list[StepItem]) -> StepOut:
     last = attempts[-1] if attempts else None
     return StepOut(
         id=step_id,
@@ -43,6 +52,23 @@ def _step(step_id: str, uses: str, run: Run, attempts: list[StepAttempt]) -> Ste
         output=last.output if last and last.status == AttemptStatus.SUCCEEDED.value else None,
         error=last.error_message if last else None,
         attempts=[_attempt(a) for a in attempts],
+        items=[_item(i) for i in items],
+    )
+
+
+def _item(item: StepItem) -> ItemOut:
+    return ItemOut(
+        index=item.item_index,
+        attempt=item.attempt,
+        status=item.status,
+        input=item.input,
+        calls=item.calls or [],
+        output=item.output,
+        error_class=item.error_class,
+        error=item.error_message,
+        outcome_unknown=item.outcome_unknown,
+        reconciled=item.reconciled,
+        duration_ms=item.duration_ms,
     )
 
 

@@ -24,6 +24,7 @@ class RetryPolicy:
     backoff: str = "exponential"
     initial: float = 2.0
     max_delay: float = 600.0
+    on: tuple[str | int, ...] = ("transient",)
 
     def merged_with(self, spec: RetrySpec | None) -> RetryPolicy:
         """This policy with whatever a step's `retry:` sets explicitly."""
@@ -34,6 +35,7 @@ class RetryPolicy:
             backoff=spec.backoff or self.backoff,
             initial=spec.initial if spec.initial is not None else self.initial,
             max_delay=spec.max_delay if spec.max_delay is not None else self.max_delay,
+            on=tuple(spec.on) if spec.on is not None else self.on,
         )
 
 

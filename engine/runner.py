@@ -10,39 +10,40 @@ guarantees:
   the reconciler finds the run and enqueues it (nothing is lost).
 - A create retried after an attempt whose outcome is unknown (5xx, read
   timeout, lost worker) first looks for what that attempt made, by natural key.
+- A run that finishes hands its lane to the next run waiting with the same
+  concurrency key.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
 from redis.exceptions import RedisError
 from rq.timeouts import JobTimeoutException
 from sqlalchemy import select
 
 from engine import store
-from engine.conductor import AttemptStatus, Next, RunStatus, after_attempt, after_deferral
-from engine.errors import (
-    PermanentStepError,
-    RenderError,
-    SpecError,
-    StepDeferred,
-    StepError,
-    StepValidationError,
-    TransientStepError,
+from engine.conductor import (
+    FINISHED_RUN,
+    AttemptStatus,
+    Failure,
+    Next,
+    RunStatus,
+    after_attempt,
+    after_deferral,
 )
+from engine.errors import PermanentStepError, StepDeferred, TransientStepError
+from engine.foreach import run_foreach
 from engine.http import CallLog
+from engine.invoke import AttemptResult, Invocation, jsonable, perform
 from engine.models import Event, Run, StepAttempt
-from engine.operations import ConnectorContext, Operation
+from engine.operations import ConnectorContext
 from engine.services import Services, current_services
-from schemas.workflow import StepSpec, WorkflowSpec
+from schemas.workflow import WorkflowSpec
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +51,6 @@ log = logging.getLogger(__name__)
 def run_step(run_id: str, step_id: str, attempt: int) -> None:
     """RQ entry point (see engine.queue.RUN_STEP)."""
     StepExecution(current_services(), run_id, step_id, attempt).execute()
-
-
-@dataclass
-class AttemptResult:
-    status: AttemptStatus
-    input: Any = None
-    output: Any = None
-    error: StepError | None = None
-    reconciled: bool = False
-    deferred: StepDeferred | None = None
 
 
 class StepExecution:
@@ -75,22 +66,23 @@ class StepExecution:
             run = store.claim_attempt(session, self.run_id, self.step_id, self.attempt)
             if run is None:
                 log.info(
-                    "step job %s/%s#%d is stale or already claimed; skipping", self.run_id, self.step_id, self.attempt
+                    "step job %s/%s#%d is stale, claimed, or waiting in its lane; skipping",
+                    self.run_id,
+                    self.step_id,
+                    self.attempt,
                 )
                 return
             event = session.get(Event, run.event_id)
             history = store.attempts_of(session, self.run_id)
         spec = self.services.spec_for(run.workflow_hash, run.definition)
-        step = spec.steps[run.step_index]
         started = time.perf_counter()
         try:
-            result = self._attempt(spec, step, run, event, history)
+            result = self._attempt(spec, run, event, history)
         except StepDeferred as deferred:
             result = AttemptResult(AttemptStatus.DEFERRED, deferred=deferred)
         except JobTimeoutException:
-            result = AttemptResult(
-                AttemptStatus.FAILED, error=TransientStepError("step exceeded its job timeout", outcome_unknown=True)
-            )
+            error = TransientStepError("step exceeded its job timeout", outcome_unknown=True)
+            result = AttemptResult(AttemptStatus.FAILED, error=error)
         except Exception as exc:
             # A bug in a handler or the engine: fail this run visibly, then let RQ record the traceback too.
             error = PermanentStepError(f"internal error: {type(exc).__name__}: {exc}")
@@ -98,45 +90,31 @@ class StepExecution:
             raise
         self._finish(spec, result, started)
 
-    def _attempt(
-        self, spec: WorkflowSpec, step: StepSpec, run: Run, event: Event, history: list[StepAttempt]
-    ) -> AttemptResult:
-        context = template_context(spec, run, event, history)
-        renderer = self.services.renderer
-        try:
-            if not renderer.is_true(step.if_, context):
-                return AttemptResult(AttemptStatus.SKIPPED)
-            rendered = renderer.render(step.with_, context)
-        except RenderError as exc:
-            return AttemptResult(AttemptStatus.FAILED, error=StepValidationError(str(exc)))
-        try:
-            operation = self.services.operations.get(step.uses)
-        except SpecError as exc:  # the pinned definition names an operation this version no longer has
-            return AttemptResult(AttemptStatus.FAILED, error=PermanentStepError(str(exc)))
-        try:
-            inp = operation.input.model_validate(rendered)
-        except ValidationError as exc:
-            return AttemptResult(AttemptStatus.FAILED, _jsonable(rendered), error=_validation_error(exc))
-        recorded = inp.model_dump(mode="json", exclude_none=True)
-        try:
-            output, reconciled = self._call(operation, inp, _outcome_unknown_before(history, step.id))
-        except StepError as exc:
-            return AttemptResult(AttemptStatus.FAILED, recorded, error=exc)
-        return AttemptResult(AttemptStatus.SUCCEEDED, recorded, output, reconciled=reconciled)
-
-    def _call(self, operation: Operation, inp: BaseModel, reconcile: bool) -> tuple[Any, bool]:
+    def _attempt(self, spec: WorkflowSpec, run: Run, event: Event, history: list[StepAttempt]) -> AttemptResult:
+        step = spec.all_steps[run.step_index]
+        mine = [a for a in history if a.step_id == step.id]
         services = self.services
-        api = operation.connect(ConnectorContext(services.settings, services.http, self.calls, services.redis))
-        if reconcile and operation.find_existing is not None:
-            existing = operation.find_existing(api, inp)
-            if existing is not None:
-                log.info(
-                    "run %s step %s: reconciled with an existing record instead of creating one",
-                    self.run_id,
-                    self.step_id,
-                )
-                return existing, True
-        return operation.call(api, inp), False
+        connector = ConnectorContext(
+            settings=services.settings,
+            http=services.http,
+            calls=self.calls,
+            redis=services.redis,
+            db=services.db,
+            run_id=run.id,
+            step_id=step.id,
+            step_started_at=min(a.started_at for a in mine),
+            deadline=time.monotonic() + step.timeout if step.timeout else None,
+        )
+        invocation = Invocation(
+            services,
+            step,
+            template_context(spec, run, event, history),
+            connector,
+            reconcile=any(a.outcome_unknown for a in mine),
+        )
+        if step.foreach is None:
+            return perform(invocation)
+        return run_foreach(invocation, self.attempt)
 
     def _finish(self, spec: WorkflowSpec, result: AttemptResult, started: float) -> None:
         now = store.utcnow()
@@ -153,14 +131,27 @@ class StepExecution:
             session.commit()
         if nxt is not None:
             enqueue_next(self.services, self.run_id, nxt, run.due_at)
+            if nxt.status in FINISHED_RUN and run.concurrency_key:
+                wake_lane(self.services, run.concurrency_key)
 
     def _next(self, spec: WorkflowSpec, run: Run, result: AttemptResult) -> Next:
+        failure = failure_of(run)
         if result.deferred is not None:
-            # Spread deferred steps out so they do not all come back at the same instant.
-            delay = result.deferred.delay * (1 + random.random() / 2)
-            return after_deferral(spec, run.step_index, self.attempt, run.budget_start, delay)
-        policy = self.services.default_retry.merged_with(spec.steps[run.step_index].retry)
-        return after_attempt(spec, run.step_index, self.attempt, run.budget_start, result.error, policy)
+            delay = result.deferred.delay
+            if result.deferred.jitter:  # spread throttled steps so they do not all come back at once
+                delay *= 1 + random.random() / 2
+            return after_deferral(spec, run.step_index, self.attempt, run.budget_start, delay, failure)
+        policy = self.services.default_retry.merged_with(spec.all_steps[run.step_index].retry)
+        return after_attempt(
+            spec, run.step_index, self.attempt, run.budget_start, result.error, policy, failure=failure
+        )
+
+
+def failure_of(run: Run) -> Failure | None:
+    """The failure a run's on_failure steps are handling, if any."""
+    if run.failure is None or run.failed_step is None or run.failed_attempt is None:
+        return None
+    return Failure(run.failure, run.failed_step, run.failed_attempt)
 
 
 def enqueue_next(services: Services, run_id: str, nxt: Next, due_at: datetime | None) -> None:
@@ -175,6 +166,18 @@ def enqueue_next(services: Services, run_id: str, nxt: Next, due_at: datetime | 
         )
 
 
+def wake_lane(services: Services, key: str) -> None:
+    """Enqueue the oldest run waiting behind a run that just finished (the reconciler is the backstop)."""
+    with services.db.session() as session:
+        waiting = store.next_in_lane(session, key)
+    if waiting is None or waiting.current_step is None:
+        return
+    try:
+        services.queue.wake(waiting.id, waiting.current_step, waiting.attempt)
+    except RedisError as exc:
+        log.warning("could not wake run %s in its lane (%s); the reconciler will", waiting.id, exc)
+
+
 def template_context(spec: WorkflowSpec, run: Run, event: Event, history: list[StepAttempt]) -> dict[str, Any]:
     """What `{{ … }}` may read in a step: event, steps.<id>.output/.status, vars, run."""
     steps: dict[str, dict[str, Any]] = {}
@@ -185,7 +188,7 @@ def template_context(spec: WorkflowSpec, run: Run, event: Event, history: list[S
         "event": event_context(event),
         "steps": steps,
         "vars": spec.vars,
-        "run": {"id": run.id, "workflow": run.workflow},
+        "run": {"id": run.id, "workflow": run.workflow, "error": run.failure, "failed_step": run.failed_step},
     }
 
 
@@ -202,27 +205,11 @@ def event_context(event: Event) -> dict[str, Any]:
     }
 
 
-def _outcome_unknown_before(history: list[StepAttempt], step_id: str) -> bool:
-    return any(a.step_id == step_id and a.outcome_unknown for a in history)
-
-
-def _validation_error(exc: ValidationError) -> StepValidationError:
-    problems = []
-    for error in exc.errors(include_url=False):
-        where = ".".join(str(part) for part in error["loc"]) or "with"
-        problems.append(f"with.{where}: {error['msg']}" if error["loc"] else f"with: {error['msg']}")
-    return StepValidationError("invalid input: " + "; ".join(problems))
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
 def _record(attempt: StepAttempt, result: AttemptResult, calls: CallLog, now: datetime, started: float) -> None:
     attempt.status = result.status.value
     attempt.input = result.input
-    attempt.output = _jsonable(result.output) if result.output is not None else None
-    attempt.calls = _jsonable(calls.calls)
+    attempt.output = jsonable(result.output) if result.output is not None else None
+    attempt.calls = jsonable(calls.calls)
     attempt.reconciled = result.reconciled
     attempt.finished_at = now
     attempt.duration_ms = round((time.perf_counter() - started) * 1000, 2)

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from ulid import ULID
 
 from engine.conductor import ACTIVE_RUN, AttemptStatus, Next, RunStatus, check_transition
-from engine.models import Event, Run, StepAttempt
+from engine.models import Event, Run, StepAttempt, StepItem
 
 
 def utcnow() -> datetime:
@@ -68,6 +68,9 @@ def claim_attempt(session: Session, run_id: str, step_id: str, attempt: int) -> 
     if run is None or run.status not in ACTIVE_RUN or run.current_step != step_id or run.attempt != attempt:
         session.rollback()
         return None
+    if run.status == RunStatus.QUEUED.value and run.concurrency_key and not _lane_is_free(session, run):
+        session.rollback()  # it waits in its lane; the run ahead enqueues it when it finishes
+        return None
     now = utcnow()
     check_transition(run.status, RunStatus.RUNNING)
     run.status = RunStatus.RUNNING.value
@@ -91,6 +94,39 @@ def claim_attempt(session: Session, run_id: str, step_id: str, attempt: int) -> 
     return run
 
 
+def blocked_in_lane() -> ColumnElement[bool]:
+    """True for a queued run that must wait: a run of its lane is running, or an older one is waiting.
+
+    (created_at, id) orders a lane totally, so of two runs deciding at once only
+    the older can pass; a failed run retried later waits for whichever run of
+    its lane is running. Correlated on `Run`, for use in any query over runs.
+    """
+    ahead = aliased(Run)
+    older = (ahead.created_at < Run.created_at) | ((ahead.created_at == Run.created_at) & (ahead.id < Run.id))
+    return (Run.status == RunStatus.QUEUED.value) & exists().where(
+        Run.concurrency_key.isnot(None),
+        ahead.concurrency_key == Run.concurrency_key,
+        ahead.id != Run.id,
+        (ahead.status == RunStatus.RUNNING.value) | ((ahead.status == RunStatus.QUEUED.value) & older),
+    )
+
+
+def _lane_is_free(session: Session, run: Run) -> bool:
+    return session.scalar(select(Run.id).where(Run.id == run.id, blocked_in_lane())) is None
+
+
+def next_in_lane(session: Session, key: str) -> Run | None:
+    """The oldest run waiting in a lane, if the lane has no running run."""
+    if session.scalar(select(Run.id).where(Run.concurrency_key == key, Run.status == RunStatus.RUNNING.value).limit(1)):
+        return None
+    return session.scalar(
+        select(Run)
+        .where(Run.concurrency_key == key, Run.status == RunStatus.QUEUED.value)
+        .order_by(Run.created_at, Run.id)
+        .limit(1)
+    )
+
+
 def attempts_of(session: Session, run_id: str) -> list[StepAttempt]:
     return list(
         session.scalars(
@@ -111,6 +147,10 @@ def apply_next(run: Run, nxt: Next, now: datetime) -> None:
     run.budget_start = nxt.budget_start
     run.updated_at = now
     run.error = nxt.error
+    failure = nxt.failure
+    run.failure, run.failed_step, run.failed_attempt = (
+        (failure.message, failure.step_id, failure.attempt) if failure else (None, None, None)
+    )
     if nxt.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
         run.due_at = None
         run.finished_at = now
@@ -129,3 +169,7 @@ def idle_active_runs(session: Session, idle_since: datetime, limit: int) -> list
             .limit(limit)
         )
     )
+
+
+def items_of(session: Session, run_id: str) -> list[StepItem]:
+    return list(session.scalars(select(StepItem).where(StepItem.run_id == run_id).order_by(StepItem.item_index)))

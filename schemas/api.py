@@ -23,6 +23,22 @@ class AttemptOut(BaseModel):
     reconciled: bool = False
 
 
+class ItemOut(BaseModel):
+    """One item of a foreach step: its latest state."""
+
+    index: int
+    attempt: int
+    status: Literal["started", "succeeded", "failed", "skipped"]
+    input: Any = None
+    calls: list[dict[str, Any]] = []
+    output: Any = None
+    error_class: str | None = None
+    error: str | None = None
+    outcome_unknown: bool = False
+    reconciled: bool = False
+    duration_ms: float | None = None
+
+
 class StepOut(BaseModel):
     id: str
     uses: str
@@ -30,6 +46,7 @@ class StepOut(BaseModel):
     output: Any = None
     error: str | None = None
     attempts: list[AttemptOut] = []
+    items: list[ItemOut] = []
 
 
 class RunSummary(BaseModel):

@@ -10,21 +10,21 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from `2s`, `500ms`, `10m`, `1h` or a bare number of seconds."""
+    """Seconds from `2s`, `500ms`, `10m`, `1h`, `2d` or a bare number of seconds."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 2s, 500ms, 10m or 1h")
+        raise ValueError("expected a duration such as 2s, 500ms, 10m, 1h or 2d")
     if isinstance(value, (int, float)):
         return float(value)
     match = _DURATION.match(str(value))
     if not match:
-        raise ValueError(f"{value!r} is not a duration; write e.g. 2s, 500ms, 10m or 1h")
+        raise ValueError(f"{value!r} is not a duration; write e.g. 2s, 500ms, 10m, 1h or 2d")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
@@ -37,16 +37,22 @@ class _Spec(BaseModel):
 
 
 class RetrySpec(_Spec):
-    """How a step retries transient failures (timeouts, 408, 429, 5xx).
+    """How a step retries: which failures, how many times, how far apart.
 
     A setting left out keeps the server's default (5 attempts, exponential,
-    2s initial, 10m ceiling unless RETRY_* environment variables say otherwise).
+    2s initial, 10m ceiling unless RETRY_* environment variables say otherwise;
+    `on: [transient]`).
     """
 
     max_attempts: int | None = Field(None, ge=1, le=100, description="Total attempts including the first.")
     backoff: Literal["exponential", "constant"] | None = Field(None, description="Delay growth between attempts.")
     initial: Duration | None = Field(None, description="Delay before the second attempt.")
     max_delay: Duration | None = Field(None, description="Ceiling for any single delay.")
+    on: list[Literal["transient"] | Annotated[int, Field(ge=400, le=599)]] | None = Field(
+        None,
+        min_length=1,
+        description="What is retried: `transient` (timeouts, 408, 429, 5xx) and/or specific HTTP statuses.",
+    )
 
 
 class TriggerSpec(_Spec):
@@ -62,15 +68,35 @@ class TriggerSpec(_Spec):
         return [self.event] if isinstance(self.event, str) else list(self.event)
 
 
+OnError = Annotated[
+    str,
+    Field(
+        pattern=r"^(fail|continue|goto [A-Za-z_][A-Za-z0-9_]*)$",
+        description="After a failure that is not retried: `fail` the run, `continue` with the next step, "
+        "or `goto <step id>` (a later step).",
+    ),
+]
+
+
 class StepSpec(_Spec):
-    """One call to one operation."""
+    """One call to one operation (or one per item, with `foreach`)."""
 
     id: StepId = Field(description="Unique within the workflow; later steps read steps.<id>.output.")
     uses: str = Field(description="Operation name, e.g. bigchange.contacts.create.")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="The operation's input.")
     if_: str | bool | None = Field(None, alias="if", description="Template; the step is skipped when falsy.")
+    foreach: str | list[Any] | None = Field(
+        None, description="A list (or a template giving one): the step runs once per item, the item in `item`."
+    )
+    max_parallel: int = Field(1, ge=1, le=50, description="With foreach: how many items may run at once.")
+    timeout: Duration | None = Field(None, gt=0, description="How long one attempt may take (each API call within it).")
     retry: RetrySpec | None = Field(None, description="Overrides the default retry policy.")
-    on_error: Literal["fail", "continue"] = Field("fail", description="What a permanent failure does to the run.")
+    on_error: OnError = "fail"
+
+    @property
+    def goto(self) -> str | None:
+        """The target of `on_error: goto <step>`, if that is what it says."""
+        return self.on_error[5:] if self.on_error.startswith("goto ") else None
 
 
 class WorkflowSpec(_Spec):
@@ -79,24 +105,35 @@ class WorkflowSpec(_Spec):
     name: str = Field(min_length=1, max_length=200, description="Unique; defaults to the file name.")
     description: str = ""
     on: TriggerSpec
+    concurrency: str | None = Field(
+        None, description="Template; runs with the same key run one at a time, in arrival order."
+    )
     vars: dict[str, Any] = Field(default_factory=dict, description="Constants available as vars.<name>.")
     steps: list[StepSpec] = Field(min_length=1)
+    on_failure: list[StepSpec] = Field(
+        default_factory=list, description="Steps that run when the run fails (e.g. notify someone); run.error says why."
+    )
 
-    @field_validator("steps")
-    @classmethod
-    def _unique_step_ids(cls, steps: list[StepSpec]) -> list[StepSpec]:
+    @model_validator(mode="after")
+    def _ids_and_jumps(self) -> WorkflowSpec:
         seen: set[str] = set()
-        for step in steps:
+        for step in self.all_steps:
             if step.id in seen:
                 raise ValueError(f"step id {step.id!r} is used twice; step ids must be unique")
             seen.add(step.id)
-        return steps
+        for phase in (self.steps, self.on_failure):
+            ids = [step.id for step in phase]
+            for index, step in enumerate(phase):
+                if step.goto is not None and step.goto not in ids[index + 1 :]:
+                    raise ValueError(
+                        f"step {step.id!r}: on_error: goto {step.goto} must name a later step of the same list"
+                    )
+        return self
 
-    def step(self, step_id: str) -> StepSpec:
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)
+    @property
+    def all_steps(self) -> list[StepSpec]:
+        """Main steps, then on_failure steps: the run's cursor indexes this list."""
+        return [*self.steps, *self.on_failure]
 
     def index_of(self, step_id: str) -> int:
-        return next(i for i, step in enumerate(self.steps) if step.id == step_id)
+        return next(i for i, step in enumerate(self.all_steps) if step.id == step_id)

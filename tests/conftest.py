@@ -33,6 +33,7 @@ from bootstrap.embedded_redis import EmbeddedRedis, redis_answers
 from engine.migrate import upgrade
 from engine.services import EXTENSION, Services
 from sandbox import mounts
+from sandbox.mounts import sandbox_settings
 from sandbox.server import serve_in_thread
 from schemas.settings import PROJECT_ROOT, Settings
 
@@ -40,7 +41,7 @@ SANDBOX_KEY = "sandbox-test-key"
 ADMIN_TOKEN = "test-admin-token"
 SECRETS = {"WEBFORM_TOKEN": "webform-test-token", "ACCOUNTS_SECRET": "accounts-test-secret"}
 SHIPPED_WORKFLOWS = PROJECT_ROOT / "workflows"
-TABLES = ("step_attempts", "runs", "events")
+TABLES = ("step_items", "step_attempts", "runs", "events", "xrefs")
 
 
 # --- Redis ------------------------------------------------------------------------------------
@@ -202,17 +203,8 @@ def settings(
         "redis_url": redis_url,
         "workflows_dir": workflows_dir,
         "admin_token": SecretStr(ADMIN_TOKEN),
-        "bigchange_base_url": sandbox.url,
-        "bigchange_api_key": SecretStr(SANDBOX_KEY),
-        # Every other connector points at its simulator on the same server (see sandbox/mounts.py).
-        "bigchange_webservice_url": f"{sandbox_server}/bigchange-webservice/services.ashx",
-        "bigchange_webservice_username": "sandbox-user",
-        "bigchange_webservice_password": SecretStr(SANDBOX_KEY),
-        "bigchange_webservice_key": SecretStr(SANDBOX_KEY),
-        "lightening_base_url": f"{sandbox_server}/lightening",
-        "lightening_token": SecretStr(SANDBOX_KEY),
-        "additiv_base_url": f"{sandbox_server}/additiv",
-        "additiv_token": SecretStr(SANDBOX_KEY),
+        # Every connector points at its simulator on the same server (see sandbox/mounts.py).
+        **sandbox_settings(sandbox_server, SANDBOX_KEY),
         "http_timeout_seconds": 5.0,
         "retry_initial_seconds": 0.01,  # real backoff arithmetic, test-sized delays
         "retry_max_delay_seconds": 0.05,

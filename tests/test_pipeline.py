@@ -389,8 +389,8 @@ def test_an_alert_for_an_unknown_account_fails_with_a_readable_error(
     drain()
     run = get_run(client, admin, response.get_json()["runs"][0])
     assert run["status"] == "failed"
-    assert run["error"].startswith("step stop: ") and "no element 0" in run["error"]
-    assert step(run, "stop")["attempts"][0]["error_class"] == "validation"
+    assert run["error"] == "step unknown: no BigChange contact for account ACME-01: sync the customer first"
+    assert step(run, "stop")["status"] == "pending"
 
 
 def test_runs_keep_the_definition_they_started_with(
@@ -467,3 +467,29 @@ def test_a_spent_request_budget_defers_steps_without_failing_them(
     assert deferred and all(a["error"].startswith("deferred: request budget") for a in deferred)
     assert not [a for a in attempts if a["status"] == "failed"]
     assert len(sandbox.state()["contacts"]) == 2
+
+
+def test_a_synced_customer_is_found_through_its_mapping(
+    client: FlaskClient, services: Services, drain: Drain, sandbox: Sandbox, admin: dict[str, str]
+) -> None:
+    accounts = services.catalog.current().sources["accounts"].verify
+
+    def deliver(example: str) -> str:
+        raw = (EXAMPLES / example).read_bytes()
+        signature = sign_hmac(accounts, raw, SECRETS["ACCOUNTS_SECRET"])
+        response = post_hook(client, "accounts", raw, **{"X-Signature": signature})
+        assert response.status_code == 202, response.get_json()
+        drain()
+        return response.get_json()["runs"][0]
+
+    # Given the accounts system told us about the customer
+    synced = get_run(client, admin, deliver("customer-created.json"))
+    contact_id = step(synced, "contact")["output"]["id"]
+    assert step(synced, "remember")["output"]["value"] == contact_id
+    sandbox.control.delete("/__sandbox__/calls")
+    # When it goes over its limit
+    hold = get_run(client, admin, deliver("credit-limit-exceeded.json"))
+    # Then the contact is stopped without searching BigChange for it
+    assert hold["status"] == "succeeded" and step(hold, "by_reference")["status"] == "skipped"
+    assert api_paths(sandbox) == ["POST /contacts/on_stop"]
+    assert sandbox.calls("/contacts/on_stop")[0]["json"]["contactId"] == contact_id

@@ -65,7 +65,7 @@ def _run_view(run_id: str, status: int = 200) -> tuple[Response, int]:
         run = session.get(Run, run_id)
         if run is None:
             return _error(404, f"no run {run_id}")
-        return _json(report.describe(run, store.attempts_of(session, run_id)), status)
+        return _json(report.describe(run, store.attempts_of(session, run_id), store.items_of(session, run_id)), status)
 
 
 @bp.get("/runs/<run_id>")

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from engine.conductor import RunStatus, after_attempt, check_transition, first_step, retry_failed
+from engine.conductor import (
+    Failure,
+    RunStatus,
+    after_attempt,
+    check_transition,
+    first_step,
+    is_retried,
+    retry_failed,
+)
 from engine.errors import PermanentStepError, StepValidationError, TransientStepError
 from engine.retry import RetryPolicy
 from schemas.workflow import WorkflowSpec
@@ -95,3 +103,59 @@ def test_run_transitions(current: str, new: RunStatus, legal: bool) -> None:
     else:
         with pytest.raises(ValueError, match="illegal run transition"):
             check_transition(current, new)
+
+
+FLOW = WorkflowSpec.model_validate(
+    {
+        "name": "flow",
+        "on": {"source": "s"},
+        "steps": [
+            {"id": "a", "uses": "x.a", "on_error": "goto c"},
+            {"id": "b", "uses": "x.b"},
+            {"id": "c", "uses": "x.c"},
+        ],
+        "on_failure": [{"id": "tell", "uses": "core.log"}, {"id": "page", "uses": "core.log"}],
+    }
+)
+
+
+def test_goto_jumps_to_the_named_step() -> None:
+    nxt = after_attempt(FLOW, 0, 1, 1, PermanentStepError("HTTP 404"), POLICY)
+    assert (nxt.status, nxt.step_id, nxt.step_index) == (RunStatus.RUNNING, "c", 2)
+
+
+def test_a_failure_runs_on_failure_steps_remembering_where_it_failed() -> None:
+    nxt = after_attempt(FLOW, 2, 3, 1, PermanentStepError("HTTP 400: bad"), POLICY)
+    assert (nxt.status, nxt.step_id) == (RunStatus.RUNNING, "tell")
+    assert nxt.failure == Failure("step c: HTTP 400: bad", "c", 3)
+
+
+def test_after_on_failure_the_run_fails_at_its_failed_step_so_retry_resumes_there() -> None:
+    failure = Failure("step c: HTTP 400: bad", "c", 3)
+    tell_done = after_attempt(FLOW, 3, 1, 1, None, POLICY, failure=failure)
+    assert (tell_done.step_id, tell_done.failure) == ("page", failure)
+    done = after_attempt(FLOW, 4, 1, 1, None, POLICY, failure=failure)
+    assert (done.status, done.step_id, done.step_index, done.attempt) == (RunStatus.FAILED, "c", 2, 3)
+    assert done.error == "step c: HTTP 400: bad" and done.failure is None
+
+
+def test_an_on_failure_step_that_fails_too_keeps_both_reasons() -> None:
+    failure = Failure("step c: HTTP 400: bad", "c", 3)
+    nxt = after_attempt(FLOW, 3, 1, 1, PermanentStepError("HTTP 500 from Slack"), POLICY, failure=failure)
+    assert nxt.status == RunStatus.FAILED
+    assert nxt.error == "step c: HTTP 400: bad; then on_failure step tell: HTTP 500 from Slack"
+
+
+@pytest.mark.parametrize(
+    ("on", "error", "retried"),
+    [
+        (("transient",), TransientStepError("503", status=503), True),
+        (("transient",), PermanentStepError("409", status=409), False),
+        (("transient", 409), PermanentStepError("409", status=409), True),
+        ((409,), TransientStepError("503", status=503), False),
+        ((503,), TransientStepError("503", status=503), True),
+        ((409,), TransientStepError("read timeout"), False),
+    ],
+)
+def test_retry_on_chooses_what_is_retried(on: tuple, error: Exception, retried: bool) -> None:
+    assert is_retried(error, RetryPolicy(on=on)) is retried

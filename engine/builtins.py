@@ -1,0 +1,167 @@
+"""Built-in operations under `core.`: log, fail, wait, http.
+
+They are operations like any connector's (a name, an input model, a call),
+so workflows, validation, retries and the ledger treat them the same. Their
+`connect` hands the call the attempt's context instead of an API client.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from engine.errors import PermanentStepError, StepDeferred
+from engine.http import ApiClient
+from engine.operations import ConnectorContext, Operation, Output
+from schemas.common import UtcDateTime
+from schemas.workflow import Duration
+
+log = logging.getLogger("hookflow.workflow")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogIn(_In):
+    """Write a line to Hookflow's log (and the step's output), e.g. to trace a decision."""
+
+    message: str = Field(max_length=2000)
+    level: Literal["info", "warning", "error"] = "info"
+
+
+class FailIn(_In):
+    """Fail the run on purpose with a message, e.g. when an `if` finds data that must not go on."""
+
+    message: str = Field(min_length=1, max_length=2000)
+
+
+class WaitIn(_In):
+    """Pause the run durably: the next step starts after `duration` (e.g. 2d, counted from when this step
+    was first reached) or at `until`. Survives restarts and Redis loss: the wait lives in the ledger."""
+
+    duration: Duration | None = None
+    until: UtcDateTime | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> WaitIn:
+        if (self.duration is None) == (self.until is None):
+            raise ValueError("give either duration (e.g. 2d) or until (an ISO date-time)")
+        return self
+
+
+class HttpIn(_In):
+    """Call an allow-listed HTTP endpoint (CORE_HTTP_ALLOWED_HOSTS), e.g. a Slack or Teams webhook."""
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    url: str = Field(pattern=r"^https?://", max_length=2000)
+    headers: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    json_: Any = Field(None, alias="json")
+
+
+def _context(ctx: ConnectorContext) -> ConnectorContext:
+    return ctx
+
+
+def core_log(ctx: ConnectorContext, inp: LogIn) -> Output:
+    log.log(logging.getLevelName(inp.level.upper()), "run %s step %s: %s", ctx.run_id, ctx.step_id, inp.message)
+    return {"message": inp.message, "level": inp.level}
+
+
+def core_fail(ctx: ConnectorContext, inp: FailIn) -> Output:
+    raise PermanentStepError(inp.message)
+
+
+def core_wait(ctx: ConnectorContext, inp: WaitIn) -> Output:
+    """Succeed once the target time has come; until then defer (no failure counted, exact time kept)."""
+    first = ctx.step_started_at or datetime.now(timezone.utc)
+    target = inp.until if inp.until is not None else first + timedelta(seconds=inp.duration or 0)
+    remaining = (target - datetime.now(timezone.utc)).total_seconds()
+    if remaining > 0:
+        raise StepDeferred(f"waiting until {target:%Y-%m-%dT%H:%M:%SZ}", delay=remaining, jitter=False)
+    return {"waited_until": target.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def allowed_host(host: str, allowed: list[str]) -> bool:
+    """Exact names, `*.example.com` for subdomains, or IP literals."""
+    host = host.lower().rstrip(".")
+    return any(host == entry or (entry.startswith("*.") and host.endswith(entry[1:])) for entry in allowed)
+
+
+def _check_destination(url: str, settings_hosts: str) -> None:
+    """Refuse hosts outside the allow-list, and names that resolve to internal addresses.
+
+    A name on the list must not point at loopback, private or link-local
+    addresses (e.g. 169.254.169.254, the cloud metadata service): list the IP
+    itself if an internal target is really meant.
+    """
+    allowed = [entry.strip().lower() for entry in settings_hosts.split(",") if entry.strip()]
+    host = urlsplit(url).hostname or ""
+    if not allowed_host(host, allowed):
+        listed = ", ".join(allowed) or "none"
+        raise PermanentStepError(f"core.http may not call {host}: not in CORE_HTTP_ALLOWED_HOSTS ({listed})")
+    try:
+        ipaddress.ip_address(host)
+        return  # an IP literal on the list is meant as written
+    except ValueError:
+        pass
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except socket.gaierror as exc:
+        raise PermanentStepError(f"core.http cannot resolve {host}: {exc}") from None
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
+            raise PermanentStepError(f"core.http refuses {host}: it resolves to the internal address {ip}")
+
+
+def _http_connect(ctx: ConnectorContext) -> tuple[ConnectorContext, httpx.Client]:
+    return ctx, ctx.http
+
+
+def core_http(client: tuple[ConnectorContext, httpx.Client], inp: HttpIn) -> Output:
+    ctx, http = client
+    _check_destination(inp.url, ctx.settings.core_http_allowed_hosts)
+    api = ApiClient(
+        http,
+        inp.url,
+        inp.headers,
+        ctx.calls,
+        read_error=lambda response: response.text[:500] or response.reason_phrase,
+        auth_hint="check the headers this step sends",
+        deadline=ctx.deadline,
+    )
+    body = api.request(inp.method, "", params=inp.params or None, json_body=inp.json_)
+    return {"body": body}
+
+
+OPERATIONS = [
+    Operation(
+        "core.log", LogIn, core_log, _context, summary="write a log line", outputs=frozenset({"message", "level"})
+    ),
+    Operation("core.fail", FailIn, core_fail, _context, summary="fail the run with a message", outputs=frozenset()),
+    Operation(
+        "core.wait",
+        WaitIn,
+        core_wait,
+        _context,
+        summary="durable delay before the next step",
+        outputs=frozenset({"waited_until"}),
+    ),
+    Operation(
+        "core.http",
+        HttpIn,
+        core_http,
+        _http_connect,
+        summary="HTTP call to an allow-listed host",
+        outputs=frozenset({"body"}),
+    ),
+]
