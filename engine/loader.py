@@ -7,22 +7,26 @@ on reload, a file that no longer loads keeps its previous good version serving.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
 import threading
 import time
+import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from engine.errors import RenderError, SpecError
+from engine.errors import SpecError
+from engine.inspect import inspect_workflow
+from engine.issues import Issue
 from engine.operations import OperationRegistry
 from engine.render import Renderer
 from schemas.sources import SourceSpec
@@ -30,28 +34,8 @@ from schemas.workflow import WorkflowSpec
 
 SOURCES_FILE = "sources.yaml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 Loc = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class Issue:
-    """One problem in one file, located as precisely as the YAML allows."""
-
-    file: str
-    line: int
-    col: int
-    path: str
-    message: str
-    hint: str = ""
-    severity: str = "error"
-
-    def __str__(self) -> str:
-        where = f"{self.path}: " if self.path else ""
-        hint = f" ({self.hint})" if self.hint else ""
-        return f"{self.file}:{self.line}:{self.col}: {self.severity}: {where}{self.message}{hint}"
-
-    def warning(self) -> Issue:
-        return replace(self, severity="warning")
 
 
 @dataclass(frozen=True)
@@ -149,16 +133,61 @@ def read_yaml(path: Path) -> tuple[_Document | None, list[Issue]]:
     return _Document(path, _plain(node, (), keys, values), keys, values), []
 
 
-def _validation_issues(doc: _Document, exc: ValidationError, prefix: Loc = ()) -> list[Issue]:
-    issues = []
+def _validation_issues(doc: _Document, exc: ValidationError, model: type[BaseModel], prefix: Loc = ()) -> list[Issue]:
+    """One issue per place; alternatives of a union ("a string, or a list") are merged into one message."""
+    found: dict[Loc, list[str]] = {}
+    unknown: set[Loc] = set()
     for error in exc.errors(include_url=False):
-        loc = prefix + tuple(error["loc"])
-        # Union/discriminator errors carry the member name in loc; drop it for the reader.
-        loc = tuple(part for part in loc if not (isinstance(part, str) and part.endswith("Verify")))
-        unknown_key = error["type"] == "extra_forbidden"
-        hint = "remove it or check its spelling" if unknown_key else ""
-        issues.append(doc.issue(loc, error["msg"], hint, at_key=unknown_key))
-    return issues
+        # A union's errors carry each member's tag in loc ("literal['transient']", "constrained-int"): drop it.
+        loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and _UNION_TAG.search(part)))
+        found.setdefault(loc, [])
+        if error["msg"] not in found[loc]:
+            found[loc].append(error["msg"])
+        if error["type"] == "extra_forbidden":
+            unknown.add(loc)
+    return [
+        doc.issue(
+            prefix + loc,
+            " or ".join(messages),
+            _did_you_mean(model, loc) if loc in unknown else "",
+            at_key=loc in unknown,
+        )
+        for loc, messages in found.items()
+    ]
+
+
+# Tags pydantic puts in an error's loc for union members and validators; never one of our keys.
+_UNION_TAG = re.compile(r"[\[\]'\-]|^(str|int|float|bool|list|dict|none|TokenVerify|HmacVerify|NoVerify)$")
+
+
+def _did_you_mean(model: type[BaseModel], loc: Loc) -> str:
+    """The nearest allowed key to an unknown one, from the model that sits at its place."""
+    names = key_names_at(model, loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"allowed here: {', '.join(names)}" if names else "remove it"
+
+
+def key_names_at(model: type[BaseModel], loc: Loc) -> list[str]:
+    """The keys allowed at `loc` inside `model` (following nested models through lists and unions)."""
+    models = [model]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        next_models = []
+        for current in models:
+            for name, info in current.model_fields.items():
+                if part in (name, info.alias):
+                    next_models += _models_in(info.annotation)
+        models = next_models
+    return sorted({info.alias or name for current in models for name, info in current.model_fields.items()})
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
 
 
 def _expand_env(value: Any, loc: Loc, environ: Mapping[str, str], missing: list[tuple[Loc, str]]) -> Any:
@@ -188,6 +217,18 @@ class _SourcesResult:
     readable: bool = True  # False: the file itself is broken; keep serving the previous sources
 
 
+def _literal_secrets(source: Any, loc: Loc) -> list[Loc]:
+    """Where a source's secret is not exactly one `${VAR}` reference: secrets live in the environment only."""
+    verify = source.get("verify") if isinstance(source, dict) else None
+    secrets = verify.get("secret") if isinstance(verify, dict) else None
+    at = (*loc, "verify", "secret")
+    if isinstance(secrets, str):
+        return [] if _ENV_ONLY.match(secrets) else [at]
+    if isinstance(secrets, list):
+        return [(*at, i) for i, s in enumerate(secrets) if not (isinstance(s, str) and _ENV_ONLY.match(s))]
+    return []
+
+
 def load_sources(path: Path, environ: Mapping[str, str]) -> _SourcesResult:
     doc, issues = read_yaml(path)
     if doc is None:
@@ -197,6 +238,17 @@ def load_sources(path: Path, environ: Mapping[str, str]) -> _SourcesResult:
     result = _SourcesResult(issues=issues)
     for name, raw in doc.data["sources"].items():
         loc: Loc = ("sources", name)
+        literal = _literal_secrets(raw, loc)
+        if literal:
+            result.issues += [
+                doc.issue(
+                    at,
+                    "a secret is written into the file",
+                    'put it in an environment variable and write ${NAME} here (e.g. secret: "${WEBFORM_TOKEN}")',
+                )
+                for at in literal
+            ]
+            continue
         missing: list[tuple[Loc, str]] = []
         expanded = _expand_env(raw, loc, environ, missing)
         if missing:
@@ -213,7 +265,7 @@ def load_sources(path: Path, environ: Mapping[str, str]) -> _SourcesResult:
         try:
             result.sources[name] = SourceSpec.model_validate(expanded)
         except ValidationError as exc:
-            result.issues += _validation_issues(doc, exc, loc)
+            result.issues += _validation_issues(doc, exc, SourceSpec, loc)
     return result
 
 
@@ -229,54 +281,12 @@ def load_workflow(
     try:
         spec = WorkflowSpec.model_validate(data)
     except ValidationError as exc:
-        return None, _validation_issues(doc, exc)
-    issues = _semantic_issues(doc, spec, operations, renderer, sources)
-    if issues:
+        return None, _validation_issues(doc, exc, WorkflowSpec)
+    issues = inspect_workflow(spec, doc.issue, operations, renderer, sources)
+    if any(issue.severity == "error" for issue in issues):
         return None, issues
     definition, digest = definition_of(spec)
-    return LoadedWorkflow(spec, path, definition, digest), []
-
-
-def _semantic_issues(
-    doc: _Document,
-    spec: WorkflowSpec,
-    operations: OperationRegistry,
-    renderer: Renderer,
-    sources: Iterable[str],
-) -> list[Issue]:
-    issues = []
-    if spec.on.source not in sources:
-        known = ", ".join(sorted(sources)) or "none"
-        issues.append(
-            doc.issue(
-                ("on", "source"),
-                f"source {spec.on.source!r} is not defined in {SOURCES_FILE}",
-                f"defined sources: {known}",
-            )
-        )
-    templates: list[tuple[Loc, Any]] = [(("on", "if"), spec.on.if_)]
-    for index, step in enumerate(spec.steps):
-        if step.uses not in operations:
-            issues.append(doc.issue(("steps", index, "uses"), operations.unknown_message(step.uses)))
-        templates += [(("steps", index, "if"), step.if_), (("steps", index, "with"), step.with_)]
-    for loc, value in templates:
-        for at, text in _strings(value, loc):
-            try:
-                renderer.check_syntax(text)
-            except RenderError as exc:
-                issues.append(doc.issue(at, str(exc)))
-    return issues
-
-
-def _strings(value: Any, loc: Loc) -> Iterable[tuple[Loc, str]]:
-    if isinstance(value, str):
-        yield loc, value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _strings(item, loc + (key,))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _strings(item, loc + (index,))
+    return LoadedWorkflow(spec, path, definition, digest), issues
 
 
 def load_catalog(

@@ -28,6 +28,7 @@ from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from engine.errors import RenderError
+from engine.filters import FILTERS
 
 _SINGLE_EXPRESSION = re.compile(r"^\{\{[-+]?(.*?)[-+]?\}\}$", re.DOTALL)
 
@@ -44,6 +45,7 @@ class Renderer:
 
     def __init__(self) -> None:
         self.env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+        self.env.filters.update(FILTERS)
         self._compiled: dict[str, Any] = {}
 
     def render(self, value: Any, context: Mapping[str, Any]) -> Any:

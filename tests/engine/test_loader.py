@@ -160,7 +160,7 @@ def test_an_undefined_source_is_an_error_listing_the_defined_ones(wfdir: Path) -
     write(wfdir, "w.yaml", GOOD.replace("source: webform", "source: webfrom"))
     (issue,) = load(wfdir).issues
     assert issue.path == "on.source" and "'webfrom' is not defined" in issue.message
-    assert issue.hint == "defined sources: webform"
+    assert issue.hint == "did you mean 'webform'?"
 
 
 def test_template_syntax_errors_are_found_at_load(wfdir: Path) -> None:
@@ -169,9 +169,22 @@ def test_template_syntax_errors_are_found_at_load(wfdir: Path) -> None:
     assert issue.path == "steps[0].with.name" and "No filter named 'nosuch'" in issue.message
 
 
-def test_the_concurrency_key_is_refused_until_lanes_exist(wfdir: Path) -> None:
-    write(wfdir, "w.yaml", GOOD.replace("steps:", "concurrency: x\nsteps:"))
-    assert any("concurrency: Extra inputs are not permitted" in m for m in messages(load(wfdir)))
+def test_goto_must_name_a_later_step(wfdir: Path) -> None:
+    text = GOOD + "    on_error: goto contact\n"
+    write(wfdir, "w.yaml", text)
+    assert any("on_error: goto contact must name a later step" in m for m in messages(load(wfdir)))
+
+
+@pytest.mark.parametrize("value", ["retry", "goto", "goto 1abc", "Continue"])
+def test_on_error_accepts_only_fail_continue_or_goto(wfdir: Path, value: str) -> None:
+    write(wfdir, "w.yaml", GOOD + f"    on_error: {value}\n")
+    (issue,) = load(wfdir).issues
+    assert issue.path == "steps[0].on_error" and "should match pattern" in issue.message
+
+
+def test_step_ids_are_unique_across_steps_and_on_failure(wfdir: Path) -> None:
+    write(wfdir, "w.yaml", GOOD + "on_failure:\n  - id: contact\n    uses: core.log\n    with: {message: x}\n")
+    assert any("step id 'contact' is used twice" in m for m in messages(load(wfdir)))
 
 
 def test_duplicate_workflow_names_keep_the_first(wfdir: Path) -> None:

@@ -1,0 +1,83 @@
+"""`flask workflows test`: dry runs against the sandbox, plans, and ops' own test files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from flask import Flask
+
+from tests.conftest import SHIPPED_WORKFLOWS
+
+EXAMPLES = SHIPPED_WORKFLOWS.parent / "examples"
+
+
+def invoke(app: Flask, *args: str):
+    return app.test_cli_runner().invoke(args=["workflows", "test", *args], catch_exceptions=False)
+
+
+def test_a_dry_run_shows_each_call_and_exits_0(app: Flask) -> None:
+    result = invoke(app, "web-enquiry", "--event", str(EXAMPLES / "web-enquiry.json"))
+    assert result.exit_code == 0, result.output
+    assert "workflow web-enquiry: succeeded" in result.output
+    assert "/bigchange/jobs/create -> 201" in result.output
+    assert 'sent: {"description": "Kitchen tap' in result.output and '"contactId": 1001' in result.output
+
+
+def test_it_explains_why_a_step_did_not_run(app: Flask, tmp_path: Path) -> None:
+    event = json.loads((EXAMPLES / "web-enquiry.json").read_text())
+    del event["preferred_date"]
+    (tmp_path / "e.json").write_text(json.dumps(event))
+    result = invoke(app, "web-enquiry", "--event", str(tmp_path / "e.json"))
+    assert "  step schedule (bigchange.jobs.scheduling): skipped" in result.output
+    assert "    if \"{{ event.data.preferred_date | default('') }}\" -> false" in result.output
+    assert "      event.data.preferred_date = '<undefined>'" in result.output
+
+
+def test_a_plan_calls_nothing_and_shows_what_only_the_run_will_know(app: Flask, sandbox) -> None:
+    result = invoke(app, "web-enquiry", "--event", str(EXAMPLES / "web-enquiry.json"), "--plan")
+    assert result.exit_code == 0 and "workflow web-enquiry: planned" in result.output
+    assert '"contactId": "<steps.contact.output.id>"' in result.output
+    assert " -> 201" not in result.output
+
+
+def test_a_failing_step_exits_1_with_its_error(app: Flask) -> None:
+    result = invoke(app, "credit-hold", "--event", str(EXAMPLES / "credit-limit-exceeded.json"))
+    assert result.exit_code == 1
+    assert "error: no BigChange contact for account ACME-01: sync the customer first" in result.output
+
+
+def test_json_output_for_tools(app: Flask) -> None:
+    result = invoke(app, "web-enquiry", "--event", str(EXAMPLES / "web-enquiry.json"), "--format", "json")
+    report = json.loads(result.output)
+    assert report["status"] == "succeeded" and report["steps"][0]["id"] == "contact"
+
+
+def test_the_shipped_test_files_pass(app: Flask) -> None:
+    result = invoke(app, "--all")
+    assert result.exit_code == 0, result.output
+    assert "0 failed" in result.output
+
+
+def test_a_failing_test_file_is_named_with_what_differed(app: Flask, services, tmp_path: Path) -> None:
+    workflows = tmp_path / "workflows"
+    shutil.copytree(SHIPPED_WORKFLOWS, workflows)
+    (workflows / "tests" / "wrong.yaml").write_text(
+        "workflow: web-enquiry\nevent_file: ../../examples/web-enquiry.json\nexpect: {status: failed}\n"
+    )
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    services.settings = services.settings.model_copy(update={"workflows_dir": workflows})
+    result = invoke(app, "--all")
+    assert result.exit_code == 1
+    assert "FAIL wrong.yaml\n    status: expected failed, got succeeded" in result.output
+
+
+def test_bad_input_is_a_clear_cli_error(app: Flask, tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text('{"name": ')
+    result = invoke(app, "web-enquiry", "--event", str(tmp_path / "bad.json"))
+    assert result.exit_code == 1 and f"{tmp_path / 'bad.json'}:1:10: not valid JSON" in result.output
+    result = invoke(app, "nosuch", "--event", str(EXAMPLES / "web-enquiry.json"))
+    assert result.exit_code == 2 and "no workflow 'nosuch'" in result.output
+    result = invoke(app, "credit-hold", "--event", str(EXAMPLES / "web-enquiry.json"))
+    assert "is this a body that source 'accounts' sends?" in result.output

@@ -1,0 +1,257 @@
+"""What `workflows check` catches before deployment: one specification per kind of mistake.
+
+Each test writes a small workflow with one mistake and asserts the finding:
+its place (path, line), its words, and the hint an ops person can act on.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from engine.issues import Issue
+from engine.loader import load_catalog
+from engine.render import Renderer
+from handlers import build_registry
+
+SOURCES = 'sources:\n  webform:\n    verify: {type: token, secret: "${WEBFORM_TOKEN}"}\n'
+HEAD = "name: w\non: {source: webform}\n"
+
+
+def check(tmp_path: Path, body: str, sources: str = SOURCES) -> list[Issue]:
+    (tmp_path / "sources.yaml").write_text(sources)
+    (tmp_path / "w.yaml").write_text(HEAD + textwrap.dedent(body))
+    catalog = load_catalog(tmp_path, {"WEBFORM_TOKEN": "t"}, build_registry(), Renderer())
+    return list(catalog.issues)
+
+
+def only(issues: list[Issue]) -> Issue:
+    assert len(issues) == 1, [str(i) for i in issues]
+    return issues[0]
+
+
+# --- keys and types ----------------------------------------------------------------------------
+
+
+def test_an_unknown_key_suggests_the_nearest(tmp_path: Path) -> None:
+    issue = only(check(tmp_path, "steps:\n  - id: a\n    uses: core.log\n    with: {message: x}\n    retyr: {}\n"))
+    assert (issue.path, issue.line, issue.hint) == ("steps[0].retyr", 7, "did you mean 'retry'?")
+
+
+def test_an_unknown_key_in_a_nested_block_suggests_from_that_block(tmp_path: Path) -> None:
+    issue = only(
+        check(tmp_path, "steps:\n  - id: a\n    uses: core.log\n    with: {message: x}\n    retry: {max_attempt: 3}\n")
+    )
+    assert issue.path == "steps[0].retry.max_attempt" and issue.hint == "did you mean 'max_attempts'?"
+
+
+@pytest.mark.parametrize(
+    ("line", "path", "words"),
+    [
+        ("    max_parallel: many\n", "steps[0].max_parallel", "valid integer"),
+        ("    retry: {max_attempts: 0}\n", "steps[0].retry.max_attempts", "greater than or equal to 1"),
+        ("    retry: {initial: soon}\n", "steps[0].retry.initial", "is not a duration"),
+        ("    retry: {on: [transient, 200]}\n", "steps[0].retry.on[1]", "'transient' or Input should be greater"),
+        ("    timeout: 0s\n", "steps[0].timeout", "greater than 0"),
+        ("    on_error: retry\n", "steps[0].on_error", "should match pattern"),
+    ],
+)
+def test_wrong_types_and_out_of_range_settings(tmp_path: Path, line: str, path: str, words: str) -> None:
+    issues = check(tmp_path, "steps:\n  - id: a\n    uses: core.log\n    with: {message: x}\n" + line)
+    assert any(i.path.startswith(path) and words in i.message for i in issues), [str(i) for i in issues]
+
+
+def test_a_secret_written_into_sources_yaml_is_refused(tmp_path: Path) -> None:
+    sources = "sources:\n  webform:\n    verify: {type: token, secret: hunter2}\n"
+    issues = check(tmp_path, "steps:\n  - id: a\n    uses: core.log\n    with: {message: x}\n", sources)
+    issue = next(i for i in issues if "secret is written" in i.message)
+    assert issue.path == "sources.webform.verify.secret" and "${NAME}" in issue.hint
+    assert "hunter2" not in str(issue)
+
+
+# --- operations and their input ----------------------------------------------------------------
+
+
+def test_with_missing_a_required_field(tmp_path: Path) -> None:
+    issue = only(check(tmp_path, "steps:\n  - id: a\n    uses: bigchange.jobs.create\n    with: {typeId: 42}\n"))
+    assert (issue.path, issue.message) == ("steps[0].with.contactId", "Field required")
+
+
+def test_with_carrying_an_unknown_field_suggests_the_right_one(tmp_path: Path) -> None:
+    typo, missing = check(tmp_path, "steps:\n  - id: a\n    uses: core.log\n    with: {mesage: x}\n")
+    assert typo.path == "steps[0].with.mesage" and typo.hint == "did you mean 'message'?"
+    assert (missing.path, missing.message) == ("steps[0].with.message", "Field required")
+
+
+def test_with_a_literal_of_the_wrong_type(tmp_path: Path) -> None:
+    issue = only(
+        check(
+            tmp_path, "steps:\n  - id: a\n    uses: bigchange.jobs.create\n    with: {typeId: plumbing, contactId: 1}\n"
+        )
+    )
+    assert issue.path == "steps[0].with.typeId" and "valid integer" in issue.message
+
+
+def test_with_a_literal_outside_its_enum(tmp_path: Path) -> None:
+    body = "steps:\n  - id: a\n    uses: bigchange.contacts.on_stop\n    with: {contactId: 1, status: onStop}\n"
+    issue = only(check(tmp_path, body))
+    assert issue.path == "steps[0].with.status" and "'contactOnStop' or 'creditLimitOnStop'" in issue.message
+
+
+def test_a_templated_field_is_taken_as_present_and_not_judged(tmp_path: Path) -> None:
+    body = (
+        "steps:\n  - id: a\n    uses: bigchange.jobs.create\n"
+        '    with: {typeId: "{{ event.data.type }}", contactId: "{{ event.data.contact }}"}\n'
+    )
+    assert check(tmp_path, body) == []
+
+
+def test_an_unknown_operation_suggests_the_nearest(tmp_path: Path) -> None:
+    issue = only(check(tmp_path, "steps:\n  - id: a\n    uses: core.logg\n    with: {message: x}\n"))
+    assert issue.path == "steps[0].uses" and "did you mean 'core.log'" in issue.message
+
+
+# --- templates -----------------------------------------------------------------------------------
+
+TWO_STEPS = """\
+steps:
+  - id: first
+    uses: core.log
+    with: {message: "%(first)s"}
+  - id: second
+    uses: core.log
+    with: {message: "%(second)s"}
+vars: {region: GB}
+"""
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "path", "message", "hint"),
+    [
+        (
+            "{{ steps.second.output.message }}",
+            "x",
+            "steps[0].with.message",
+            "step 'second' has not run yet here (it comes later)",
+            "a step can only read the output of steps before it",
+        ),
+        (
+            "x",
+            "{{ steps.frist.output.message }}",
+            "steps[1].with.message",
+            "there is no step 'frist'",
+            "did you mean 'first'?",
+        ),
+        (
+            "x",
+            "{{ steps.first.output.messge }}",
+            "steps[1].with.message",
+            "core.log outputs no field 'messge'",
+            "its output has: level, message",
+        ),
+        (
+            "x",
+            "{{ steps.first.result }}",
+            "steps[1].with.message",
+            "steps.first has no 'result'",
+            "use steps.<id>.output or steps.<id>.status",
+        ),
+        ("{{ vars.regoin }}", "x", "steps[0].with.message", "vars.regoin is not declared", "declared vars: region"),
+        (
+            "{{ event.body.name }}",
+            "x",
+            "steps[0].with.message",
+            "event has no field 'body'",
+            "event fields: id, key, source, type, received_at, data, headers, query",
+        ),
+        (
+            "{{ evnt.data.name }}",
+            "x",
+            "steps[0].with.message",
+            "'evnt' is not available here",
+            "available: event, run, steps, vars",
+        ),
+        (
+            "{{ item }}",
+            "x",
+            "steps[0].with.message",
+            "'item' is not available here",
+            "available: event, run, steps, vars",
+        ),
+    ],
+)
+def test_template_references_are_checked(
+    tmp_path: Path, first: str, second: str, path: str, message: str, hint: str
+) -> None:
+    issue = only(check(tmp_path, TWO_STEPS % {"first": first, "second": second}))
+    assert (issue.path, issue.message, issue.hint) == (path, message, hint)
+
+
+@pytest.mark.parametrize(
+    ("template", "words"),
+    [("{{ event.data.name | shout }}", "No filter named 'shout'"), ("{{ event.data.name ", "syntax error")],
+)
+def test_template_syntax_and_unknown_filters(tmp_path: Path, template: str, words: str) -> None:
+    issue = only(check(tmp_path, TWO_STEPS % {"first": template, "second": "x"}))
+    assert issue.path == "steps[0].with.message" and words in issue.message
+
+
+def test_names_bound_inside_a_template_and_computed_keys_are_fine(tmp_path: Path) -> None:
+    first = "{% for n in event.data.names %}{{ n }} {{ loop.index }}{% endfor %}"
+    second = "{{ steps.first.output[event.data.field] }}"
+    assert check(tmp_path, TWO_STEPS % {"first": first, "second": second}) == []
+
+
+def test_trigger_templates_cannot_read_steps(tmp_path: Path) -> None:
+    body = 'concurrency: "{{ steps.first.output.message }}"\n' + TWO_STEPS % {"first": "x", "second": "x"}
+    issue = only(check(tmp_path, body))
+    assert issue.path == "concurrency" and "not available in a trigger" in issue.message
+
+
+def test_foreach_steps_may_read_item_and_index(tmp_path: Path) -> None:
+    body = 'steps:\n  - id: a\n    uses: core.log\n    foreach: "{{ event.data.lines }}"\n'
+    body += '    with: {message: "{{ index }}: {{ item.sku }}"}\n'
+    assert check(tmp_path, body) == []
+
+
+# --- conditions -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("condition", "words"),
+    [("true", "always true"), ('"{{ 1 > 0 }}"', "always true"), ("false", "never runs"), ('"no"', "never runs")],
+)
+def test_a_condition_that_cannot_change_is_a_warning(tmp_path: Path, condition: str, words: str) -> None:
+    issue = only(
+        check(tmp_path, f"steps:\n  - id: a\n    uses: core.log\n    if: {condition}\n    with: {{message: x}}\n")
+    )
+    assert issue.severity == "warning" and words in issue.message and issue.path == "steps[0].if"
+
+
+def test_warnings_do_not_keep_a_workflow_from_loading(tmp_path: Path) -> None:
+    (tmp_path / "sources.yaml").write_text(SOURCES)
+    (tmp_path / "w.yaml").write_text(
+        HEAD + "steps:\n  - id: a\n    uses: core.log\n    if: true\n    with: {message: x}\n"
+    )
+    catalog = load_catalog(tmp_path, {"WEBFORM_TOKEN": "t"}, build_registry(), Renderer())
+    assert "w" in catalog.workflows
+
+
+def test_keys_a_model_accepts_by_pattern_are_not_unknown(tmp_path: Path) -> None:
+    body = (
+        "steps:\n  - id: a\n    uses: bigchange_webservice.contact_save\n"
+        "    with: {ContactName: Acme, ContactStreet: 1 High St, ContactGroup: Retail, cust_Region: North}\n"
+    )
+    assert check(tmp_path, body) == []
+
+
+def test_a_list_output_field_that_does_not_exist(tmp_path: Path) -> None:
+    body = (
+        "steps:\n  - id: found\n    uses: bigchange.contacts.list\n    with: {pageSize: 1}\n"
+        '  - id: use\n    uses: core.log\n    with: {message: "{{ steps.found.output.item[0].id }}"}\n'
+    )
+    issue = only(check(tmp_path, body))
+    assert issue.message == "bigchange.contacts.list outputs no field 'item'"
+    assert issue.hint == "its output has: items, pageItemCount, pages, truncated"
