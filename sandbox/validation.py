@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 _ABSENT: Any = object()
 _INT_TEXT = re.compile(r"-?\d+")
+_HH_MM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 # Seconds are mandatory and the offset must say UTC: the vh3 client normalises to
 # exactly this shape and calls it "the strict UTC format the API expects".
 _UTC_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|\+00:00)")
@@ -75,6 +76,36 @@ class Number:
             raise invalid(param, f"must be a number, got {_json_type(value)}")
         if not self.minimum <= value <= self.maximum:
             raise invalid(param, f"must be between {self.minimum:g} and {self.maximum:g}")
+        return value
+
+
+@dataclass(frozen=True)
+class PositiveNumber:
+    """A number above zero (a quantity: 1 unit, 1.5 metres)."""
+
+    def __call__(self, value: Any, param: str) -> float | int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise invalid(param, f"must be a number, got {_json_type(value)}")
+        if value <= 0:
+            raise invalid(param, "must be greater than 0")
+        return value
+
+
+@dataclass(frozen=True)
+class Boolean:
+    def __call__(self, value: Any, param: str) -> bool:
+        if not isinstance(value, bool):
+            raise invalid(param, f"must be true or false, got {_json_type(value)}")
+        return value
+
+
+@dataclass(frozen=True)
+class HhMm:
+    """A 24-hour time of day, `HH:MM` (site access hours)."""
+
+    def __call__(self, value: Any, param: str) -> str:
+        if not isinstance(value, str) or not _HH_MM.fullmatch(value):
+            raise invalid(param, "must be a 24-hour time HH:MM such as 08:00")
         return value
 
 

@@ -22,7 +22,16 @@ from engine.errors import PermanentStepError, SpecError, StepError, TransientSte
 from engine.http import ApiClient, CallLog
 from engine.operations import ConnectorContext, Operation, OperationRegistry
 from handlers import build_registry
-from handlers.bigchange import OPERATIONS, as_list, connect, find_constraint, find_contact, find_job, read_error
+from handlers.bigchange import (
+    OPERATIONS,
+    as_list,
+    connect,
+    find_constraint,
+    find_contact,
+    find_job,
+    find_stock,
+    read_error,
+)
 from schemas import bigchange as m
 from schemas.settings import Settings
 
@@ -82,6 +91,8 @@ def problem(status: int, detail: str) -> httpx.Response:
 # --- Operations: names, methods, paths, payloads ----------------------------------------------
 
 # Every operation with a valid input; optional fields set to None must not be sent.
+WINDOW = {"createdAtFrom": "2026-01-01T00:00:00Z", "createdAtTo": "2026-02-01T00:00:00Z"}
+HOURS = [{"dayOfWeek": "monday", "startTime": "08:00", "endTime": "17:00"}]
 CATALOGUE: dict[str, tuple[str, str, dict[str, Any]]] = {
     "bigchange.contacts.contact": ("GET", "/contacts/contact", {"contactId": 5}),
     "bigchange.contacts.create": ("POST", "/contacts/create", {"name": "Acme", "reference": "ACC-1", "town": None}),
@@ -93,20 +104,61 @@ CATALOGUE: dict[str, tuple[str, str, dict[str, Any]]] = {
         {"contactId": 5, "status": "creditLimitOnStop", "stopReason": None},
     ),
     "bigchange.contacts.unstop": ("POST", "/contacts/unstop", {"contactId": 5, "appliesTo": "contactAndChildren"}),
+    "bigchange.contacts.site_access_hours_list": (
+        "POST",
+        "/contacts/site_access_hours_list",
+        {"contactId": 5, "pageSize": None},
+    ),
+    "bigchange.contacts.site_access_hours_update": (
+        "POST",
+        "/contacts/site_access_hours_update",
+        {"contactId": 5, "body": HOURS},
+    ),
+    "bigchange.contact_groups.contact_group": ("GET", "/contact_groups/contact_group", {"contactGroupId": 99}),
+    "bigchange.contact_groups.create": ("POST", "/contact_groups/create", {"name": "Retail"}),
+    "bigchange.contact_groups.list": ("POST", "/contact_groups/list", {"pageNumber": 1, "pageSize": 50}),
+    "bigchange.contact_groups.update": ("POST", "/contact_groups/update", {"contactGroupId": 99, "name": "Retail UK"}),
     "bigchange.jobs.job": ("GET", "/jobs/job", {"jobId": 9}),
     "bigchange.jobs.create": ("POST", "/jobs/create", {"typeId": 3, "contactId": 5, "description": None}),
-    "bigchange.jobs.list": (
-        "POST",
-        "/jobs/list",
-        {"createdAtFrom": "2026-01-01T00:00:00Z", "createdAtTo": "2026-02-01T00:00:00Z", "status": None},
-    ),
+    "bigchange.jobs.edit": ("POST", "/jobs/edit", {"jobId": 9, "description": "Updated", "officeNotes": None}),
+    "bigchange.jobs.list": ("POST", "/jobs/list", {**WINDOW, "status": None}),
+    "bigchange.jobs.cancel": ("POST", "/jobs/cancel", {"jobId": 9, "reason": "Customer cancelled"}),
+    "bigchange.jobs.start": ("POST", "/jobs/start", {"jobId": 9, "comment": None}),
+    "bigchange.jobs.result": ("POST", "/jobs/result", {"jobId": 9, "status": "completedOk", "result": "Job complete"}),
     "bigchange.jobs.scheduling": ("POST", "/jobs/scheduling", {"jobId": 9, "resourceId": 100, "vehicleId": None}),
+    "bigchange.jobs.status.history": ("POST", "/jobs/status/history", {"jobId": 9, "pageNumber": 1}),
     "bigchange.jobs.constraints.create": (
         "POST",
         "/jobs/constraints/create",
         {"jobId": 9, "type": "jobMustStartAfter", "constraintAt": "2026-04-20T09:00:00Z", "entityId": None},
     ),
+    "bigchange.jobs.constraints.delete": ("POST", "/jobs/constraints/delete", {"jobId": 9, "constraintId": 1}),
     "bigchange.jobs.constraints.list": ("POST", "/jobs/constraints/list", {"jobId": 9, "pageNumber": None}),
+    "bigchange.jobs.stock.create": (
+        "POST",
+        "/jobs/stock/create",
+        {"jobId": 9, "stockDetailsId": 10, "quantityPlanned": 1},
+    ),
+    "bigchange.jobs.stock.delete": ("POST", "/jobs/stock/delete", {"jobId": 9, "jobStockId": 5}),
+    "bigchange.jobs.stock.get": ("POST", "/jobs/stock/get", {"jobId": 9, "jobStockId": 5}),
+    "bigchange.jobs.stock.list": ("POST", "/jobs/stock/list", {"jobId": 9, "pageSize": 20}),
+    "bigchange.job_groups.create": ("POST", "/job_groups/create", {"name": "Refurb phase 1"}),
+    "bigchange.job_groups.edit": ("POST", "/job_groups/edit", {"jobGroupId": 10, "name": "Refurb phase 1"}),
+    "bigchange.job_groups.job_group": ("POST", "/job_groups/job_group", {"jobGroupId": 10}),
+    "bigchange.job_groups.list": ("POST", "/job_groups/list", {"pageNumber": 1, "pageSize": 20}),
+    "bigchange.job_groups.status_history": ("POST", "/job_groups/status_history", {"jobGroupId": 10}),
+    "bigchange.job_groups.job_group_results_as_complete": (
+        "POST",
+        "/job_groups/job_group_results_as_complete",
+        {"jobGroupId": 10},
+    ),
+    "bigchange.job_groups.job_group_results_as_financially_complete": (
+        "POST",
+        "/job_groups/job_group_results_as_financially_complete",
+        {"jobGroupId": 10},
+    ),
+    "bigchange.job_types.job_types": ("POST", "/job_types/job_types", {"jobTypeId": 42}),
+    "bigchange.job_types.list": ("POST", "/job_types/list", {"pageNumber": 1, "pageSize": 100}),
 }
 GETS = [name for name, (method, _, _) in CATALOGUE.items() if method == "GET"]
 POSTS = [name for name, (method, _, _) in CATALOGUE.items() if method == "POST"]
@@ -162,8 +214,9 @@ def test_post_operations_send_the_input_as_json_without_nulls(name: str) -> None
 
     # Then: exactly the non-null fields (plus model defaults), as JSON, and no query string
     sent = fake.last_json()
-    expected = OPS[name].input.model_validate(payload).model_dump(mode="json", exclude_none=True)
+    expected = m.api_payload(OPS[name].input.model_validate(payload))
     assert sent == expected
+    assert m.option_names(OPS[name].input).isdisjoint(sent)  # paginate, max_items, upsert … stay here
     assert {key for key, value in payload.items() if value is None}.isdisjoint(sent)
     assert b"null" not in fake.last.content
     assert fake.last.headers["Content-Type"] == "application/json"
@@ -227,14 +280,14 @@ def test_an_unknown_name_is_a_spec_error_suggesting_the_nearest(typo: str, sugge
 
 def test_an_unknown_name_with_nothing_close_has_no_suggestion() -> None:
     with pytest.raises(SpecError) as raised:
-        build_registry().get("core.log")
+        build_registry().get("nothing.like.this")
 
     assert "did you mean" not in str(raised.value)
 
 
 # --- Create outputs ---------------------------------------------------------------------------
 
-CREATES = ["bigchange.contacts.create", "bigchange.jobs.create", "bigchange.jobs.constraints.create"]
+CREATES = [name for name in CATALOGUE if name.endswith(".create")]
 ID_ENVELOPES = {
     "bare": {"id": 42},
     "result": {"result": {"id": 42}},
@@ -256,7 +309,7 @@ def test_a_create_output_keeps_the_other_fields_of_the_record() -> None:
 
     output = run("bigchange.contacts.create", {"name": "Acme"}, FakeApi(httpx.Response(201, json=body)))
 
-    assert output == {"id": 42, "name": "Acme"}
+    assert output == {"id": 42, "name": "Acme", "created": True}
 
 
 @pytest.mark.parametrize(
@@ -283,7 +336,7 @@ def test_a_create_answered_without_an_id_is_permanent_with_outcome_unknown(name:
 
 # --- List outputs -----------------------------------------------------------------------------
 
-LISTS = ["bigchange.contacts.list", "bigchange.jobs.list", "bigchange.jobs.constraints.list"]
+LISTS = [name for name, (_, path, _) in CATALOGUE.items() if path.endswith("list") or path.endswith("history")]
 ITEMS = [{"id": 1}, {"id": 2}]
 LIST_ENVELOPES = {
     "bare": {"items": ITEMS, "pageItemCount": 2},
@@ -327,7 +380,17 @@ def test_a_list_without_items_is_an_empty_page(response: httpx.Response) -> None
 
 # --- Writes without a body --------------------------------------------------------------------
 
-BODYLESS = ["bigchange.contacts.on_stop", "bigchange.contacts.unstop", "bigchange.jobs.scheduling"]
+BODYLESS = [
+    "bigchange.contacts.on_stop",
+    "bigchange.contacts.unstop",
+    "bigchange.contacts.site_access_hours_update",
+    "bigchange.jobs.scheduling",
+    "bigchange.jobs.cancel",
+    "bigchange.jobs.start",
+    "bigchange.jobs.result",
+    "bigchange.jobs.stock.delete",
+    "bigchange.job_groups.job_group_results_as_complete",
+]
 
 
 @pytest.mark.parametrize(
@@ -626,18 +689,34 @@ def test_find_constraint_recognises_the_same_instant_in_another_iso_spelling(ech
     assert found["id"] == 3
 
 
-@pytest.mark.parametrize(
-    ("name", "finder"),
-    [
-        ("bigchange.contacts.create", find_contact),
-        ("bigchange.jobs.create", find_job),
-        ("bigchange.jobs.constraints.create", find_constraint),
-    ],
-)
-def test_every_create_has_a_finder_and_a_natural_key(name: str, finder: Callable[..., Any]) -> None:
-    assert OPS[name].find_existing is finder
+@pytest.mark.parametrize("name", CREATES)
+def test_every_create_has_a_finder_and_a_natural_key(name: str) -> None:
+    assert OPS[name].find_existing is not None
     assert OPS[name].natural_key
     assert set(OPS[name].natural_key) <= set(OPS[name].input.model_fields)
+
+
+@pytest.mark.parametrize(
+    ("name", "finder", "payload"),
+    [
+        ("bigchange.contacts.create", find_contact, {"name": "Acme", "reference": "ACC-1"}),
+        ("bigchange.jobs.create", find_job, {"typeId": 3, "contactId": 5, "reference": "JOB-1"}),
+        ("bigchange.jobs.constraints.create", find_constraint, {"jobId": 9, "type": "jobMustStartInAvailableHours"}),
+        ("bigchange.jobs.stock.create", find_stock, {"jobId": 9, "stockDetailsId": 10, "quantityPlanned": 2}),
+    ],
+)
+def test_reconciling_a_create_asks_its_finder(name: str, finder: Callable[..., Any], payload: dict[str, Any]) -> None:
+    # Given: the record is there, as a lost attempt left it
+    record = {"id": 77, **{key: value for key, value in payload.items() if key != "type"}}
+    if "type" in payload:
+        record["type"] = payload["type"]
+    op, inp = OPS[name], OPS[name].input.model_validate(payload)
+
+    # When the runner reconciles, the operation's finder and the declared finder agree
+    found = op.find_existing(client_for(FakeApi(items(record))), inp)
+
+    assert found is not None and found["id"] == 77
+    assert finder(client_for(FakeApi(items(record))), inp)["id"] == 77
 
 
 # --- Hardening ----------------------------------------------------------------------------------

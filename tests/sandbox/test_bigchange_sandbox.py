@@ -537,6 +537,8 @@ def test_calls_are_logged_in_order_without_the_key() -> None:
         # When the log is read
         calls = client.get("/__sandbox__/calls").json()
         # Then it records each call and never the key
+        assert all(isinstance(c["at"], float) for c in calls)
+        assert [c["at"] for c in calls] == sorted(c["at"] for c in calls)  # arrival times, for pacing checks
         assert [(c["method"], c["path"], c["status"]) for c in calls] == [
             ("POST", "/contacts/create", 201),
             ("GET", "/contacts/contact", 200),
@@ -569,7 +571,15 @@ def test_reset_restores_the_seed(api: httpx.Client) -> None:
     add_fault(api, path="*", status=500, times=5)
     assert api.post("/__sandbox__/reset").status_code == 204
     state = api.get("/__sandbox__/state").json()
-    assert state == {"contacts": [], "jobs": [], "constraints": []}
+    assert state == {
+        "contacts": [],
+        "contactGroups": [{"id": 1, "name": "Customers", "createdAt": "2025-01-01T00:00:00Z"}],
+        "siteAccessHours": {},
+        "jobs": [],
+        "constraints": [],
+        "stock": [],
+        "jobGroups": [],
+    }
     assert api.get("/__sandbox__/faults").json() == []
     assert api.get("/__sandbox__/latency").json() == {"ms": 0}
     assert create_contact(api) == 1001

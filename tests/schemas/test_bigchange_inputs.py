@@ -16,18 +16,9 @@ from pydantic import BaseModel, ValidationError
 from schemas import bigchange as m
 
 EVERY_MODEL = [
-    m.ContactGet,
-    m.ContactCreate,
-    m.ContactEdit,
-    m.ContactList,
-    m.ContactOnStop,
-    m.ContactUnstop,
-    m.JobGet,
-    m.JobCreate,
-    m.JobList,
-    m.JobScheduling,
-    m.ConstraintCreate,
-    m.ConstraintList,
+    value
+    for value in vars(m).values()
+    if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__.startswith("schemas.bigchange")
 ]
 WINDOW = {"createdAtFrom": "2026-01-01T00:00:00Z", "createdAtTo": "2026-02-01T00:00:00Z"}
 
@@ -41,7 +32,7 @@ def refused(model: type[BaseModel], data: dict[str, Any]) -> str:
 
 def sent(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
     """What the connector would send for this input."""
-    return model.model_validate(data).model_dump(mode="json", exclude_none=True)
+    return m.api_payload(model.model_validate(data))
 
 
 # --- Required fields and names ----------------------------------------------------------------
