@@ -26,6 +26,7 @@ from honcho.environ import parse as parse_dotenv
 
 from bootstrap.embedded_redis import EmbeddedRedis, free_port, redis_answers
 from bootstrap.procs import port_in_use, run_forwarding_signals
+from sandbox.mounts import SIMULATED, sandbox_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_DEFAULTS = {
@@ -120,55 +121,24 @@ def ensure_redis(env: Env, embedded_port: int) -> EmbeddedRedis | None:
     return embedded
 
 
-@dataclass(frozen=True)
-class Sandboxed:
-    """A connector `make run` points at its simulator when its credential is unset."""
-
-    name: str
-    credential: str
-    settings: dict[str, str]  # variable -> value; "{sandbox}" is the sandbox's base URL
-
-
-SANDBOXED = (
-    Sandboxed(
-        "BigChange",
-        "BIGCHANGE_API_KEY",
-        {"BIGCHANGE_BASE_URL": "{sandbox}/bigchange", "BIGCHANGE_API_KEY": SANDBOX_API_KEY},
-    ),
-    Sandboxed(
-        "BigChange web service",
-        "BIGCHANGE_WEBSERVICE_KEY",
-        {
-            "BIGCHANGE_WEBSERVICE_URL": "{sandbox}/bigchange-webservice/services.ashx",
-            "BIGCHANGE_WEBSERVICE_USERNAME": "sandbox-user",
-            "BIGCHANGE_WEBSERVICE_PASSWORD": SANDBOX_API_KEY,
-            "BIGCHANGE_WEBSERVICE_KEY": SANDBOX_API_KEY,
-        },
-    ),
-    Sandboxed(
-        "Lightening",
-        "LIGHTENING_TOKEN",
-        {"LIGHTENING_BASE_URL": "{sandbox}/lightening", "LIGHTENING_TOKEN": SANDBOX_API_KEY},
-    ),
-    Sandboxed("additiv", "ADDITIV_TOKEN", {"ADDITIV_BASE_URL": "{sandbox}/additiv", "ADDITIV_TOKEN": SANDBOX_API_KEY}),
-)
-
-
 def choose_sandboxes(env: Env, sandbox_port: int) -> bool:
     """Point every connector without credentials at the sandbox; True when the sandbox must run."""
     base = f"http://127.0.0.1:{sandbox_port}"
     simulated = []
-    for connector in SANDBOXED:
-        if env.get(connector.credential):
-            say(f"{connector.name}: steps call the real API with your {connector.credential}.")
+    for connector in SIMULATED:
+        credential = connector.credential.upper()
+        if env.get(credential):
+            say(f"{connector.connector}: steps call the real API with your {credential}.")
             continue
-        env.update({name: value.format(sandbox=base) for name, value in connector.settings.items()})
+        settings = sandbox_settings(base, SANDBOX_API_KEY, (connector,))
+        env.update({name.upper(): value for name, value in settings.items()})
         simulated.append(connector)
     if simulated:
+        credentials = " / ".join(c.credential.upper() for c in simulated)
         banner(
-            f"No credentials for: {', '.join(c.name for c in simulated)}.",
+            f"No credentials for: {', '.join(c.connector for c in simulated)}.",
             f"Their steps go to the SANDBOX at {base} (simulators started by make run).",
-            "NOTHING reaches those real APIs. Set " + " / ".join(c.credential for c in simulated) + " to use them.",
+            f"NOTHING reaches those real APIs. Set {credentials} to use them.",
         )
     return bool(simulated)
 

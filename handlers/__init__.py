@@ -7,12 +7,14 @@ package assembles them into one registry.
 
 from __future__ import annotations
 
+from engine import builtins, xref
 from engine.operations import OperationRegistry
-from handlers import bigchange
+from handlers import additiv, bigchange, bigchange_webservice, lightening
 
-CONNECTOR_MODULES = (bigchange,)
+CONNECTOR_MODULES = (bigchange, bigchange_webservice, lightening, additiv)
 
 
 def build_registry() -> OperationRegistry:
-    """Every operation of every connector; a duplicate name is a programming error."""
-    return OperationRegistry(op for module in CONNECTOR_MODULES for op in module.OPERATIONS)
+    """The engine's built-ins (core.*, xref.*) and every connector's operations; a duplicate name is a bug."""
+    connectors = (op for module in CONNECTOR_MODULES for op in module.OPERATIONS)
+    return OperationRegistry([*builtins.OPERATIONS, *xref.OPERATIONS, *connectors])

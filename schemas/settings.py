@@ -45,10 +45,26 @@ class Settings(BaseSettings):
     # --- Lightening (base URL and auth scheme unconfirmed: see docs/connectors/lightening.md) ---
     lightening_base_url: str | None = None
     lightening_token: SecretStr | None = None
+    lightening_auth_scheme: str = Field(
+        "", description='Authorization is "<scheme> <LIGHTENING_TOKEN>"; empty sends the token as the whole value.'
+    )
+    lightening_array_encoding: str = Field(
+        "brackets",
+        pattern="^(brackets|repeat|comma)$",
+        description="How list filters go in the query: customer_id[]=1&customer_id[]=2, customer_id=1&customer_id=2, "
+        "or customer_id=1,2 (unconfirmed).",
+    )
 
     # --- additiv ---
     additiv_base_url: str | None = None
     additiv_token: SecretStr | None = None
+    additiv_accept_language: str | None = Field(
+        None, pattern=r"^[A-Za-z]{2}(-[A-Za-z0-9]{1,8})*$", description="ISO 639-1 language; unset: the tenant default."
+    )
+    additiv_routes: dict[str, str] = Field(
+        default_factory=dict,
+        description='JSON {"<operation>": "METHOD /path/{param}"}: replaces an inferred (unconfirmed) route.',
+    )
 
     max_body_bytes: int = Field(1024 * 1024, ge=1, description="Largest webhook body accepted (413 above).")
     queue_name: str = "hookflow"
@@ -62,5 +78,9 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(10.0, gt=0, description="How often a worker looks for lost runs.")
     reconcile_grace_seconds: float = Field(
         30.0, ge=0, description="A run untouched for this long with no queued job is re-enqueued."
+    )
+    foreach_max_items: int = Field(1000, ge=1, description="The most items one foreach step may run.")
+    core_http_allowed_hosts: str = Field(
+        "", description="Comma-separated hosts core.http may call (exact, or *.example.com); empty allows none."
     )
     workflow_reload_seconds: float = Field(2.0, ge=0, description="How often workflow files are checked for edits.")
