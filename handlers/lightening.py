@@ -26,8 +26,9 @@ An answer that is not a JSON object (a login page, say) is a permanent failure. 
 statuses, if Lightening sends any, are classified as for every connector (5xx/429
 transient, other 4xx permanent).
 
-**Requests.** Reads send their filters in the query; writes send a JSON body (the docs
-do not say JSON or form; form encoding needs an engine change: docs/connectors/README.md).
+**Requests.** Reads send their filters in the query; writes send a JSON body by default.
+The docs do not say JSON or form (UNCONFIRMED): `LIGHTENING_BODY_ENCODING=form` sends
+form fields instead (values as text, booleans as 1/0), as a PHP backend expects.
 `customer_id` is an array whose query encoding is UNCONFIRMED: `LIGHTENING_ARRAY_ENCODING`
 is `brackets` (`customer_id[]=1&customer_id[]=2`, the PHP convention, default), `repeat`
 (`customer_id=1&customer_id=2`) or `comma` (`customer_id=1,2`).
@@ -74,10 +75,17 @@ NOT_FOUND = "Entity not found."
 
 @dataclass(frozen=True)
 class LighteningApi:
-    """The attempt's ApiClient plus how this deployment encodes array filters."""
+    """The attempt's ApiClient plus how this deployment encodes array filters and request bodies."""
 
     api: ApiClient
     array_encoding: str = "brackets"
+    body_encoding: str = "json"
+
+    def post(self, path: str, payload: dict[str, Any]) -> Any:
+        """POST as JSON, or as a form (values as text, booleans 0/1) when LIGHTENING_BODY_ENCODING=form."""
+        if self.body_encoding == "form":
+            return self.api.request("POST", path, form={key: _form_value(value) for key, value in payload.items()})
+        return self.api.request("POST", path, json_body=payload)
 
     def array_param(self, name: str, values: list[Any]) -> dict[str, Any]:
         if self.array_encoding == "repeat":
@@ -108,7 +116,7 @@ def connect(ctx: ConnectorContext) -> LighteningApi:
         deadline=ctx.deadline,
         secrets=(token,),  # an echo of the bare token is caught too, not only "<scheme> <token>"
     )
-    return LighteningApi(api, settings.lightening_array_encoding)
+    return LighteningApi(api, settings.lightening_array_encoding, settings.lightening_body_encoding)
 
 
 def read_error(response: httpx.Response) -> str:
@@ -166,6 +174,12 @@ def as_int_id(value: Any) -> Any:
     return value
 
 
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
 def _payload(inp: BaseModel, *exclude: str) -> dict[str, Any]:
     return inp.model_dump(mode="json", exclude_none=True, exclude=set(exclude))
 
@@ -205,7 +219,7 @@ def contacts_get(client: LighteningApi, inp: m.ContactGet) -> Output:
 
 
 def contacts_create(client: LighteningApi, inp: m.ContactCreate) -> Output:
-    body = checked(client.api.request("POST", "/contact", json_body=_payload(inp)), "create the contact")
+    body = checked(client.post("/contact", _payload(inp)), "create the contact")
     if body.get("id") in (None, ""):
         # Created, but we cannot chain from it; a retry must reconcile, not create again.
         raise PermanentStepError(
@@ -216,7 +230,7 @@ def contacts_create(client: LighteningApi, inp: m.ContactCreate) -> Output:
 
 def contacts_update(client: LighteningApi, inp: m.ContactUpdate) -> Output:
     what = f"update contact {inp.id}"
-    body = checked(client.api.request("POST", f"/contact/{inp.id}", json_body=_payload(inp, "id")), what)
+    body = checked(client.post(f"/contact/{inp.id}", _payload(inp, "id")), what)
     return {"id": inp.id, "msg": body.get("msg")}
 
 

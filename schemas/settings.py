@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     lightening_auth_scheme: str = Field(
         "", description='Authorization is "<scheme> <LIGHTENING_TOKEN>"; empty sends the token as the whole value.'
     )
+    lightening_body_encoding: str = Field(
+        "json", pattern="^(json|form)$", description="How POST bodies are sent: JSON, or a form (unconfirmed)."
+    )
     lightening_array_encoding: str = Field(
         "brackets",
         pattern="^(brackets|repeat|comma)$",

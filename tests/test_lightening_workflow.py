@@ -110,3 +110,19 @@ def test_a_contact_lightening_refuses_fails_the_run_naming_the_field(
         "Lightening refused to create the contact: customer_id: Customer is not associated with your account."
     )
     assert lightening.state()["contacts"] == [] and sandbox.calls() == []
+
+
+def test_the_body_can_go_as_a_form_for_a_deployment_that_wants_one(
+    client: FlaskClient, services: Any, drain: Drain, sandbox: Sandbox, simulator: Any, admin: dict[str, str]
+) -> None:
+    # Given a deployment set to LIGHTENING_BODY_ENCODING=form (the encoding is unconfirmed upstream)
+    services.settings = services.settings.model_copy(update={"lightening_body_encoding": "form"})
+    lightening = simulator("/lightening")
+    accepted = submit(client, EXAMPLE.read_bytes())
+    drain()
+    # Then the contact is created the same way, from form fields
+    assert run_of(client, admin, accepted)["status"] == "succeeded"
+    (contact,) = lightening.state()["contacts"]
+    assert contact["name"] == "Priya Patel" and contact["customer_id"] == 1
+    (call,) = [c for c in step(run_of(client, admin, accepted), "filed")["attempts"][0]["calls"]]
+    assert call["body"]["name"] == "Priya Patel" and call["body"]["customer_id"] == "1"
