@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
-
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -12,6 +10,7 @@ from engine import control, report, store
 from engine.models import Event, Run
 from engine.services import current_services
 from schemas.api import RunList
+from web.auth import require_admin_token
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 MAX_PAGE = 200
@@ -25,17 +24,7 @@ def _error(status: int, message: str) -> tuple[Response, int]:
     return jsonify(error=message), status
 
 
-@bp.before_request
-def require_admin_token() -> tuple[Response, int] | None:
-    token = current_services().settings.admin_token
-    if token is None:
-        return _error(503, "ADMIN_TOKEN is not set on this server; the API stays closed until it is")
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        return _error(401, "send Authorization: Bearer <ADMIN_TOKEN>")
-    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
-        return _error(401, "invalid admin token")
-    return None
+bp.before_request(require_admin_token)
 
 
 @bp.get("/runs")
