@@ -193,8 +193,13 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., Launcher]]:
 
 @pytest.fixture
 def launcher_redis_url(redis_url: str) -> str:
-    """The suite's Redis, on a db of its own (the in-process tests flush theirs), emptied first."""
-    url = re.sub(r"/\d+$", "", redis_url) + "/14"
+    """The suite's Redis, on the db just below the suite's (the in-process tests flush theirs), emptied first.
+
+    Deriving it from the suite's db keeps two suites run side by side on different dbs apart.
+    """
+    match = re.search(r"/(\d+)$", redis_url)
+    db = int(match.group(1)) if match else 0
+    url = re.sub(r"/\d+$", "", redis_url) + f"/{db - 1 if db > 0 else db + 1}"
     client = redis.Redis.from_url(url)
     client.flushdb()
     client.close()
