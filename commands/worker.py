@@ -12,10 +12,9 @@ import logging
 
 import click
 from flask.cli import with_appcontext
-from rq import SimpleWorker
 
-from engine.recovery import ReconcilerThread
 from engine.services import current_services
+from engine.worker import run_worker
 
 
 @click.command("worker")
@@ -24,14 +23,5 @@ from engine.services import current_services
 @with_appcontext
 def worker(burst: bool, no_reconciler: bool) -> None:
     """Run step jobs (and delayed retries) until stopped."""
-    services = current_services()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    reconciler = None
-    if not no_reconciler:
-        reconciler = ReconcilerThread(services)
-        reconciler.start()
-    try:
-        SimpleWorker([services.queue.queue], connection=services.redis).work(burst=burst, with_scheduler=True)
-    finally:
-        if reconciler is not None:
-            reconciler.stop()
+    run_worker(current_services(), burst=burst, reconciler=not no_reconciler)

@@ -51,7 +51,10 @@ def reconcile(services: Services) -> ReconcileReport:
     settings = services.settings
     now = store.utcnow()
     idle_since = now - timedelta(seconds=settings.reconcile_grace_seconds)
-    lost_before = now - timedelta(seconds=settings.step_job_timeout_seconds + settings.http_timeout_seconds + 60)
+    # Past the job timeout RQ itself would have stopped the step, so a `started` attempt older than that
+    # (plus the call's own timeout and the grace period) was lost with its worker.
+    lost_after = settings.step_job_timeout_seconds + settings.http_timeout_seconds + settings.reconcile_grace_seconds
+    lost_before = now - timedelta(seconds=lost_after)
     report = ReconcileReport()
     after: tuple[datetime, str] | None = None
     while True:

@@ -1,0 +1,59 @@
+"""A step worker that outlives its dependencies' bad moments.
+
+RQ's work loop already retries a failed dequeue, but a Redis error anywhere
+else in it (a heartbeat, the scheduler's lock, cleaning registries) ends
+`work()`. A worker that quits whenever Redis restarts would leave runs waiting
+for a human, so this loop starts a fresh RQ worker after a pause, and stops
+only when it was asked to (SIGTERM/SIGINT) or in burst mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from rq import SimpleWorker
+
+from engine.recovery import ReconcilerThread
+from engine.services import Services
+
+log = logging.getLogger(__name__)
+MAX_PAUSE_SECONDS = 30.0
+
+
+class StepWorker(SimpleWorker):
+    """RQ's non-forking worker that remembers being asked to stop.
+
+    RQ's own flag is set only when the signal arrives mid-job; when idle it just
+    leaves the loop, which looks the same as leaving it because Redis failed.
+    `handle_warm_shutdown_request` is the hook RQ calls on SIGTERM/SIGINT (its
+    HerokuWorker overrides it too).
+    """
+
+    stop_asked = False
+
+    def handle_warm_shutdown_request(self) -> None:
+        self.stop_asked = True
+        super().handle_warm_shutdown_request()
+
+
+def run_worker(services: Services, *, burst: bool = False, reconciler: bool = True) -> None:
+    """Run step jobs (and delayed retries) until stopped, with the reconciler alongside."""
+    thread = ReconcilerThread(services) if reconciler else None
+    if thread is not None:
+        thread.start()
+    pause = 1.0
+    try:
+        while True:
+            worker = StepWorker([services.queue.queue], connection=services.redis)
+            worker.work(burst=burst, with_scheduler=True)
+            if burst or worker.stop_asked:
+                return
+            log.warning(
+                "the step worker stopped without being asked to (Redis unreachable?); starting again in %.0fs", pause
+            )
+            time.sleep(pause)
+            pause = min(pause * 2, MAX_PAUSE_SECONDS)
+    finally:
+        if thread is not None:
+            thread.stop()

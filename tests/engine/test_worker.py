@@ -1,0 +1,113 @@
+"""The `flask worker` process: keeps working through a Redis restart, stops when told to."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from app import create_app
+from bootstrap.embedded_redis import EmbeddedRedis
+from engine.migrate import upgrade
+from engine.models import Run
+from engine.services import EXTENSION
+from schemas.settings import Settings
+from tests.conftest import SECRETS, SHIPPED_WORKFLOWS, post_hook
+
+ROOT = Path(__file__).parents[2]
+LOG_ONLY = "name: ping\non: {source: webform}\nsteps:\n  - id: note\n    uses: core.log\n    with: {message: pong}\n"
+
+
+@pytest.fixture
+def private_redis() -> EmbeddedRedis:
+    redis = EmbeddedRedis().start()  # a Redis of its own, so the test may stop and start it
+    yield redis
+    redis.stop()
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> tuple[str, Path]:
+    """A ledger and a workflows directory with one workflow that needs no external API."""
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+    shutil.copy(SHIPPED_WORKFLOWS / "sources.yaml", workflows)
+    (workflows / "ping.yaml").write_text(LOG_ONLY)
+    database = f"sqlite:///{tmp_path / 'ledger.db'}"
+    upgrade(database)
+    return database, workflows
+
+
+def start_worker(database: str, workflows: Path, redis_url: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "DATABASE_URL": database, "REDIS_URL": redis_url, "WORKFLOWS_DIR": str(workflows), **SECRETS}
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "app", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for(predicate: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def submit_and_wait(database: str, workflows: Path, redis_url: str, submission: str) -> bool:
+    """POST one event through the real intake and wait for its run to succeed in the ledger."""
+    settings = Settings(database_url=database, redis_url=redis_url, workflows_dir=workflows, admin_token=SecretStr("a"))
+    app = create_app(settings, environ=SECRETS)
+    services = app.extensions[EXTENSION]
+    try:
+        body = f'{{"submission_id": "{submission}", "name": "x"}}'.encode()
+        response = post_hook(app.test_client(), "webform", body, **{"X-Hook-Token": SECRETS["WEBFORM_TOKEN"]})
+        (run_id,) = response.get_json()["runs"]
+
+        def succeeded() -> bool:
+            with services.db.session() as session:
+                return session.get(Run, run_id).status == "succeeded"
+
+        return wait_for(succeeded, 60)
+    finally:
+        services.close()
+
+
+def test_the_worker_keeps_working_through_a_redis_restart_and_stops_on_sigterm(
+    deployment: tuple[str, Path], private_redis: EmbeddedRedis
+) -> None:
+    database, workflows = deployment
+    worker = start_worker(database, workflows, private_redis.url)
+    try:
+        assert submit_and_wait(database, workflows, private_redis.url, "before"), "no run completed at all"
+        # When Redis goes away and comes back empty on the same port
+        port = private_redis.port
+        private_redis.stop()
+        time.sleep(2)
+        assert worker.poll() is None, "the worker quit when Redis went away"
+        restarted = EmbeddedRedis(port).start()
+        try:
+            # Then the same worker process runs new work
+            assert submit_and_wait(database, workflows, restarted.url, "after"), "no run completed after the restart"
+            assert worker.poll() is None
+            # And SIGTERM still stops it, promptly and cleanly
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=20) == 0
+        finally:
+            restarted.stop()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker.communicate()
