@@ -44,7 +44,7 @@ def retry_run(services: Services, run_id: str) -> Run:
                 "replay the event instead"
             )
         nxt = retry_failed(run.current_step, run.step_index, last.attempt)
-        store.apply_next(run, nxt, store.utcnow())
+        nxt = store.apply_next(session, run, nxt, store.utcnow())
         session.commit()
     enqueue_next(services, run.id, nxt, None)
     return run

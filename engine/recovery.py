@@ -134,7 +134,7 @@ def _fail_lost_attempt(services: Services, run_id: str, attempt_id: int) -> Run 
         nxt = after_attempt(
             spec, run.step_index, attempt.attempt, run.budget_start, error, policy, failure=failure_of(run)
         )
-        store.apply_next(run, nxt, now)
+        store.apply_next(session, run, nxt, now)
         session.commit()
     log.warning(
         "reconciler: run %s step %s attempt %d was lost with its worker", run_id, attempt.step_id, attempt.attempt

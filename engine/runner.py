@@ -127,7 +127,7 @@ class StepExecution:
             nxt = None
             if run.status == RunStatus.RUNNING.value and run.current_step == self.step_id:
                 nxt = self._next(spec, run, result)
-                store.apply_next(run, nxt, now)
+                nxt = store.apply_next(session, run, nxt, now)
             session.commit()
         if nxt is not None:
             enqueue_next(self.services, self.run_id, nxt, run.due_at)

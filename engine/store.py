@@ -7,9 +7,10 @@ and its runs") is always one transaction.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 from ulid import ULID
@@ -137,8 +138,21 @@ def attempts_of(session: Session, run_id: str) -> list[StepAttempt]:
     )
 
 
-def apply_next(run: Run, nxt: Next, now: datetime) -> None:
-    """Move a run to the state the conductor decided."""
+def apply_next(session: Session, run: Run, nxt: Next, now: datetime) -> Next:
+    """Move a run to the state the conductor decided; returns it as applied.
+
+    A step entered afresh (attempt 1) that already has attempts, e.g. an
+    on_failure step reached again after a manual retry failed once more,
+    continues its numbering: each attempt row must be new for its claim to work.
+    """
+    if nxt.step_id is not None and nxt.attempt == 1:
+        last = session.scalar(
+            select(func.max(StepAttempt.attempt)).where(
+                StepAttempt.run_id == run.id, StepAttempt.step_id == nxt.step_id
+            )
+        )
+        if last is not None:
+            nxt = replace(nxt, attempt=last + 1, budget_start=last + 1)
     check_transition(run.status, nxt.status)
     run.status = nxt.status.value
     run.current_step = nxt.step_id
@@ -157,6 +171,7 @@ def apply_next(run: Run, nxt: Next, now: datetime) -> None:
     else:
         run.finished_at = None
         run.due_at = datetime.fromtimestamp(now.timestamp() + nxt.delay, timezone.utc)
+    return nxt
 
 
 def idle_active_runs(session: Session, idle_since: datetime, limit: int) -> list[Run]:

@@ -486,3 +486,21 @@ def test_a_retried_run_waits_for_the_run_now_running_in_its_lane(use, client: Fl
         session.commit()
     with services.db.session() as session:
         assert store.claim_attempt(session, older, "first", 1) is None
+
+
+def test_a_retried_run_that_fails_again_runs_on_failure_again_and_finishes(
+    use, client: FlaskClient, drain: Drain, admin: dict[str, str]
+) -> None:
+    # Given a run that failed at lookup after its on_failure step ran
+    use(FLOW % {"on_error": "fail"})
+    run_id = send(client)
+    drain()
+    assert get_run(client, admin, run_id)["status"] == "failed"
+    # When it is retried and fails the same way again
+    assert client.post(f"/api/runs/{run_id}/retry", headers=admin).status_code == 202
+    drain()
+    run = get_run(client, admin, run_id)
+    # Then on_failure ran a second time and the run finished failed, not stuck running
+    assert run["status"] == "failed" and run["current_step"] == "lookup"
+    assert [a["attempt"] for a in step(run, "tell")["attempts"]] == [1, 2]
+    assert [a["status"] for a in step(run, "lookup")["attempts"]] == ["failed", "failed"]
