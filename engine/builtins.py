@@ -58,13 +58,30 @@ class WaitIn(_In):
 
 
 class HttpIn(_In):
-    """Call an allow-listed HTTP endpoint (CORE_HTTP_ALLOWED_HOSTS), e.g. a Slack or Teams webhook."""
+    """Call an allow-listed HTTP endpoint (CORE_HTTP_ALLOWED_HOSTS), e.g. a Slack or Teams webhook.
+
+    Credentials never go in the workflow: `url_secret` and `secret_headers` name
+    entries of CORE_HTTP_SECRETS (a JSON object in the environment), e.g. a Slack
+    webhook URL, or `{Authorization: TEAMS_TOKEN}`.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    url: str = Field(pattern=r"^https?://", max_length=2000)
+    url: str | None = Field(None, pattern=r"^https?://", max_length=2000)
+    url_secret: str | None = Field(None, description="Name of a CORE_HTTP_SECRETS entry holding the whole URL.")
     headers: dict[str, str] = Field(default_factory=dict)
+    secret_headers: dict[str, str] = Field(
+        default_factory=dict, description="Header -> name of a CORE_HTTP_SECRETS entry holding its value."
+    )
     params: dict[str, Any] = Field(default_factory=dict)
     json_: Any = Field(None, alias="json")
+
+    @model_validator(mode="after")
+    def _one_url(self) -> HttpIn:
+        if (self.url is None) == (self.url_secret is None):
+            raise ValueError("give either url or url_secret")
+        return self
 
 
 def _context(ctx: ConnectorContext) -> ConnectorContext:
@@ -127,17 +144,28 @@ def _http_connect(ctx: ConnectorContext) -> tuple[ConnectorContext, httpx.Client
     return ctx, ctx.http
 
 
+def _secret(ctx: ConnectorContext, name: str) -> str:
+    value = ctx.settings.core_http_secrets.get(name)
+    if value is None:
+        listed = ", ".join(sorted(ctx.settings.core_http_secrets)) or "none"
+        raise PermanentStepError(f"CORE_HTTP_SECRETS has no entry {name!r} (entries: {listed})")
+    return value.get_secret_value()
+
+
 def core_http(client: tuple[ConnectorContext, httpx.Client], inp: HttpIn) -> Output:
     ctx, http = client
-    _check_destination(inp.url, ctx.settings.core_http_allowed_hosts)
+    url = inp.url if inp.url is not None else _secret(ctx, inp.url_secret or "")
+    secret_values = {header: _secret(ctx, name) for header, name in inp.secret_headers.items()}
+    _check_destination(url, ctx.settings.core_http_allowed_hosts)
     api = ApiClient(
         http,
-        inp.url,
-        inp.headers,
+        url,
+        {**inp.headers, **secret_values},
         ctx.calls,
         read_error=lambda response: response.text[:500] or response.reason_phrase,
         auth_hint="check the headers this step sends",
         deadline=ctx.deadline,
+        secrets=(*secret_values.values(), *([url] if inp.url_secret else [])),  # never logged, even echoed
     )
     body = api.request(inp.method, "", params=inp.params or None, json_body=inp.json_)
     return {"body": body}

@@ -47,7 +47,7 @@ def run_foreach(invocation: Invocation, attempt: int) -> AttemptResult:
         items = services.renderer.render(step.foreach, invocation.context)
     except RenderError as exc:
         return AttemptResult(AttemptStatus.FAILED, error=StepValidationError(str(exc)))
-    problem = _not_a_list(items, services.settings.foreach_max_items)
+    problem = not_a_list(items, services.settings.foreach_max_items)
     if problem:
         return AttemptResult(AttemptStatus.FAILED, error=StepValidationError(f"foreach: {problem}"))
     loop = _ItemLoop(invocation, attempt, items)
@@ -55,7 +55,7 @@ def run_foreach(invocation: Invocation, attempt: int) -> AttemptResult:
     return loop.result()
 
 
-def _not_a_list(items: Any, limit: int) -> str | None:
+def not_a_list(items: Any, limit: int) -> str | None:
     if not isinstance(items, list):
         return f"expected a list of items, got {type(items).__name__}"
     if len(items) > limit:
@@ -111,13 +111,13 @@ class _ItemLoop:
         ]
         summary = {"items": len(self.items)}
         if self.failures:
-            return AttemptResult(AttemptStatus.FAILED, summary, outputs, error=_step_error(self.failures))
+            return AttemptResult(AttemptStatus.FAILED, summary, outputs, error=step_error(self.failures))
         if self.deferred is not None:
             raise self.deferred
         return AttemptResult(AttemptStatus.SUCCEEDED, summary, outputs)
 
 
-def _step_error(failures: dict[int, StepError]) -> StepError:
+def step_error(failures: dict[int, StepError]) -> StepError:
     """The error the step fails with: the first permanent item failure, else the first transient one.
 
     Transient only when every failure was, so that a retry (which resumes the

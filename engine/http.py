@@ -93,7 +93,7 @@ class ApiClient:
         sent = json_body if form is None and text is None else (dict(form) if form is not None else text)
         record: dict[str, Any] = {
             "method": method,
-            "url": url,
+            "url": self.scrub(url),  # a secret URL (e.g. a Slack webhook) is itself a credential
             "params": self.scrub(dict(params or {})),
             "body": self.scrub(_loggable(sent)),
         }

@@ -37,7 +37,19 @@ def inspect_workflow(
     issues += detect_with_mismatches(spec, locate, operations)
     issues += detect_template_problems(spec, locate, operations, renderer)
     issues += detect_constant_conditions(spec, locate, renderer)
+    issues += detect_foreach_only_settings(spec, locate)
     return issues
+
+
+def detect_foreach_only_settings(spec: WorkflowSpec, locate: Locate) -> list[Issue]:
+    """`max_parallel` on a step without `foreach` does nothing: probably a forgotten foreach."""
+    return [
+        locate(
+            (*loc, "max_parallel"), "max_parallel only applies to a step with foreach", "add foreach or remove it"
+        ).warning()
+        for loc, _, step in _step_locs(spec)
+        if step.foreach is None and "max_parallel" in step.model_fields_set
+    ]
 
 
 def detect_unknown_source(spec: WorkflowSpec, locate: Locate, sources: Iterable[str]) -> list[Issue]:

@@ -65,7 +65,7 @@ def perform(invocation: Invocation) -> AttemptResult:
             AttemptStatus.FAILED, redact_secret_fields(jsonable(rendered)), error=_validation_error(exc)
         )
     # What the ledger keeps of the input: credential-like fields (e.g. a portal_password) never.
-    recorded = redact_secret_fields(inp.model_dump(mode="json", exclude_none=True))
+    recorded = redact_secret_fields(inp.model_dump(mode="json", exclude_none=True, by_alias=True))
     try:
         output, reconciled = _call(operation, inp, invocation)
     except StepError as exc:

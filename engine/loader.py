@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import logging
 import re
 import threading
 import time
@@ -33,6 +34,7 @@ from schemas.sources import SourceSpec
 from schemas.workflow import WorkflowSpec
 
 SOURCES_FILE = "sources.yaml"
+log = logging.getLogger(__name__)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ENV_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
 Loc = tuple[str | int, ...]
@@ -138,8 +140,7 @@ def _validation_issues(doc: _Document, exc: ValidationError, model: type[BaseMod
     found: dict[Loc, list[str]] = {}
     unknown: set[Loc] = set()
     for error in exc.errors(include_url=False):
-        # A union's errors carry each member's tag in loc ("literal['transient']", "constrained-int"): drop it.
-        loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and _UNION_TAG.search(part)))
+        loc = _without_union_tags(model, tuple(error["loc"]))
         found.setdefault(loc, [])
         if error["msg"] not in found[loc]:
             found[loc].append(error["msg"])
@@ -157,7 +158,45 @@ def _validation_issues(doc: _Document, exc: ValidationError, model: type[BaseMod
 
 
 # Tags pydantic puts in an error's loc for union members and validators; never one of our keys.
-_UNION_TAG = re.compile(r"[\[\]'\-]|^(str|int|float|bool|list|dict|none|TokenVerify|HmacVerify|NoVerify)$")
+_UNION_TAG = re.compile(r"[\[\]'\-]|^(str|int|float|bool|list|dict|none)$")
+
+
+def _without_union_tags(model: type[BaseModel], loc: Loc) -> Loc:
+    """The error's place as the reader wrote it: union member tags dropped.
+
+    A discriminated union (e.g. `verify: {type: hmac, ...}`) puts the member's tag
+    in loc; it is recognised as a part that is not a key allowed at its place.
+    """
+    kept: list[str | int] = []
+    for part in loc:
+        if isinstance(part, str) and _UNION_TAG.search(part):
+            continue
+        if (
+            isinstance(part, str)
+            and kept
+            and part not in key_names_at(model, tuple(kept))
+            and _is_union_tag(model, tuple(kept))
+        ):
+            continue
+        kept.append(part)
+    return tuple(kept)
+
+
+def _is_union_tag(model: type[BaseModel], parent: Loc) -> bool:
+    """Whether the value at `parent` is a union of models (so an unknown part there is a member's tag)."""
+    models: list[type[BaseModel]] = [model]
+    for part in parent:
+        if isinstance(part, int):
+            continue
+        found = []
+        for current in models:
+            for name, info in current.model_fields.items():
+                if part in (name, info.alias):
+                    found += _models_in(info.annotation)
+        if not found:
+            return False
+        models = found
+    return len(models) > 1
 
 
 def _did_you_mean(model: type[BaseModel], loc: Loc) -> str:
@@ -214,6 +253,7 @@ class _SourcesResult:
     sources: dict[str, SourceSpec] = field(default_factory=dict)
     unconfigured: dict[str, str] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)
+    broken: set[str] = field(default_factory=set)  # defined, but this version of the entry does not load
     readable: bool = True  # False: the file itself is broken; keep serving the previous sources
 
 
@@ -240,6 +280,7 @@ def load_sources(path: Path, environ: Mapping[str, str]) -> _SourcesResult:
         loc: Loc = ("sources", name)
         literal = _literal_secrets(raw, loc)
         if literal:
+            result.broken.add(name)
             result.issues += [
                 doc.issue(
                     at,
@@ -266,6 +307,7 @@ def load_sources(path: Path, environ: Mapping[str, str]) -> _SourcesResult:
             result.sources[name] = SourceSpec.model_validate(expanded)
         except ValidationError as exc:
             result.issues += _validation_issues(doc, exc, SourceSpec, loc)
+            result.broken.add(name)
     return result
 
 
@@ -305,6 +347,8 @@ def load_catalog(
         issues += loaded_sources.issues
         if not loaded_sources.readable:
             loaded_sources.sources, loaded_sources.unconfigured = dict(previous.sources), dict(previous.unconfigured)
+        for name in loaded_sources.broken & set(previous.sources):  # an edit broke it: keep serving the last good one
+            loaded_sources.sources[name] = previous.sources[name]
     else:
         loaded_sources = _SourcesResult()
         issues.append(Issue(str(sources_path), 1, 1, "", "sources.yaml is missing; no webhook can be received"))
@@ -329,6 +373,18 @@ def load_catalog(
             continue
         workflows[loaded.spec.name] = loaded
     return Catalog(loaded_sources.sources, loaded_sources.unconfigured, workflows, tuple(issues))
+
+
+def _report(catalog: Catalog) -> None:
+    """Every load problem into the service's log, once per change of the files (not only in `workflows check`)."""
+    for issue in catalog.issues:
+        log.log(logging.ERROR if issue.severity == "error" else logging.WARNING, "workflows: %s", issue)
+    log.info(
+        "workflows loaded: %d workflow(s), %d source(s), %d problem(s)",
+        len(catalog.workflows),
+        len(catalog.sources),
+        len(catalog.issues),
+    )
 
 
 class CatalogCache:
@@ -363,6 +419,7 @@ class CatalogCache:
                     self._directory, self.environ, self._operations, self._renderer, self._catalog
                 )
                 self._fingerprint = fingerprint
+                _report(self._catalog)
             self._checked_at = now
             return self._catalog
 

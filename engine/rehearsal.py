@@ -22,7 +22,8 @@ from typing import Any
 from engine import store
 from engine.conductor import AttemptStatus, RunStatus, after_attempt
 from engine.db import Database
-from engine.errors import RenderError, StepDeferred
+from engine.errors import RenderError, StepDeferred, StepError, StepValidationError
+from engine.foreach import not_a_list, step_error
 from engine.http import CallLog
 from engine.inspect import template_paths
 from engine.intake import EventKeyError, identify
@@ -72,24 +73,25 @@ class Rehearsal:
     status: str = "not triggered"
 
 
-class Placeholder:
-    """Stands for a value only the run will know; renders as its own path."""
+class Placeholder(str):
+    """Stands for a value only the run will know; it is its own path as text (`<steps.contact.output.id>`).
 
-    def __init__(self, path: str) -> None:
-        self._path = path
+    Being a string, it passes through filters and string templates; reading a
+    field of it gives the deeper placeholder.
+    """
+
+    def __new__(cls, path: str) -> Placeholder:
+        placeholder = super().__new__(cls, f"<{path}>")
+        placeholder.path = path
+        return placeholder
 
     def __getattr__(self, name: str) -> Placeholder:
         if name.startswith("_"):
             raise AttributeError(name)
-        return Placeholder(f"{self._path}.{name}")
+        return Placeholder(f"{self.path}.{name}")
 
-    def __getitem__(self, key: Any) -> Placeholder:
-        return Placeholder(f"{self._path}[{key!r}]")
-
-    def __str__(self) -> str:
-        return f"<{self._path}>"
-
-    __repr__ = __str__
+    def __getitem__(self, key: Any) -> Placeholder:  # type: ignore[override]
+        return Placeholder(f"{self.path}[{key!r}]")
 
 
 def _lookup(context: dict[str, Any], path: list[str]) -> Any:
@@ -113,12 +115,13 @@ def explain(services: Services, condition: Any, context: dict[str, Any]) -> Expl
     values = {}
     if isinstance(condition, str) and "{" in condition:
         for path in template_paths(services.renderer, condition):
-            values[".".join(path)] = _lookup(context, path)
+            known = path[: path.index("*")] if "*" in path else path  # a slice or computed key: show its base
+            values[".".join(known)] = _lookup(context, known)
     try:
         rendered = services.renderer.render(condition, context)
     except RenderError as exc:
         return Explanation(condition, values, None, str(exc))
-    if isinstance(rendered, Placeholder) or "<steps." in str(rendered):
+    if isinstance(rendered, Placeholder) or "<steps." in str(rendered) or "<item" in str(rendered):
         return Explanation(condition, values, None)
     return Explanation(condition, values, services.renderer.is_true(condition, context))
 
@@ -167,8 +170,12 @@ class Rehearser:
             report.trigger = f"event type {event.type!r} is not one of {types}"
             return report
         report.condition = explain(self.services, spec.on.if_, context)
+        if report.condition is not None and report.condition.error:
+            # As in a real run: a trigger that cannot be evaluated records a failed run, visibly.
+            report.trigger, report.status = f"on.if: {report.condition.error}", "failed"
+            return report
         if report.condition is not None and report.condition.result is not True:
-            report.trigger = "on.if is " + ("an error" if report.condition.error else "false")
+            report.trigger = "on.if is false"
             return report
         report.triggered, report.trigger = True, "matched"
         self._play(spec, event, report, plan)
@@ -249,23 +256,39 @@ class Rehearser:
             return AttemptResult(AttemptStatus.SUCCEEDED, deferred=deferred)
 
     def _foreach(self, step: StepSpec, context: dict[str, Any], connector: ConnectorContext) -> AttemptResult:
-        if not self.services.renderer.is_true(step.if_, context):
-            return AttemptResult(AttemptStatus.SKIPPED)
-        items = self.services.renderer.render(step.foreach, context)
+        """One item after another (max_parallel only changes speed); failures as in a real run."""
+        renderer = self.services.renderer
+        try:
+            if not renderer.is_true(step.if_, context):
+                return AttemptResult(AttemptStatus.SKIPPED)
+            items = renderer.render(step.foreach, context)
+        except RenderError as exc:
+            return AttemptResult(AttemptStatus.FAILED, error=StepValidationError(str(exc)))
+        problem = not_a_list(items, self.settings.foreach_max_items)
+        if problem:
+            return AttemptResult(AttemptStatus.FAILED, error=StepValidationError(f"foreach: {problem}"))
         one = step.model_copy(update={"if_": None})
-        outputs = []
-        for index, item in enumerate(items if isinstance(items, list) else []):
-            result = perform(
-                Invocation(self.services, one, {**context, "item": item, "index": index}, connector, reconcile=False)
+        outputs: list[Any] = []
+        failures: dict[int, StepError] = {}
+        for index, item in enumerate(items):
+            invocation = Invocation(
+                self.services, one, {**context, "item": item, "index": index}, connector, reconcile=False
             )
+            result = perform(invocation)
+            outputs.append(result.output if result.status == AttemptStatus.SUCCEEDED else None)
             if result.status == AttemptStatus.FAILED:
-                result.error.message = f"item {index}: {result.error.message}"  # type: ignore[union-attr]
-                return result
-            outputs.append(result.output)
-        return AttemptResult(AttemptStatus.SUCCEEDED, {"items": len(outputs)}, outputs)
+                failures[index] = result.error  # type: ignore[assignment]
+                if step.on_error != "continue":
+                    break
+        if failures:
+            return AttemptResult(AttemptStatus.FAILED, {"items": len(items)}, outputs, error=step_error(failures))
+        return AttemptResult(AttemptStatus.SUCCEEDED, {"items": len(items)}, outputs)
 
     def _plan(self, step: StepSpec, context: dict[str, Any], report: StepReport) -> AttemptResult:
         """Render what can be known now; earlier outputs are already Placeholders in the context."""
+        if report.condition is not None and report.condition.result is False:
+            report.status = "skipped"
+            return AttemptResult(AttemptStatus.SKIPPED)
         planning = {**context, "item": Placeholder("item"), "index": Placeholder("index")}
         try:
             report.input = jsonable(self.services.renderer.render(step.with_, planning))

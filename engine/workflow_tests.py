@@ -55,10 +55,25 @@ class Expectation(_Spec):
     steps: dict[str, str] = Field(default_factory=dict)
     calls: list[ExpectedCall] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _checks_something(self) -> Expectation:
+        if self.status is None and not self.steps and not self.calls:
+            raise ValueError(NOTHING_CHECKED)
+        return self
+
+
+NOTHING_CHECKED = "give expect: with a status, steps or calls to check; a test that checks nothing always passes"
+
 
 class TestCase(Played):
     given: list[Played] = Field(default_factory=list)
-    expect: Expectation = Field(default_factory=Expectation)
+    expect: Expectation | None = None
+
+    @model_validator(mode="after")
+    def _expects(self) -> TestCase:
+        if self.expect is None:
+            raise ValueError(NOTHING_CHECKED)
+        return self
 
 
 @dataclass
@@ -76,8 +91,14 @@ def load_case(path: Path) -> TestCase:
     try:
         data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
         return TestCase.model_validate(data)
-    except (YAMLError, ValidationError, OSError) as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'file'}: {error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors(include_url=False)
+        )
+        raise ValueError(f"{path.name}: {problems}") from exc
+    except (YAMLError, OSError) as exc:
+        raise ValueError(f"{path.name}: {exc}") from exc
 
 
 def event_of(played: Played, base: Path) -> Any:
@@ -93,7 +114,7 @@ def run_case(path: Path, rehearser: Rehearser) -> Outcome:
         for given in case.given:
             rehearser.rehearse(given.workflow, event_of(given, path.parent))
         outcome.rehearsal = rehearser.rehearse(case.workflow, event_of(case, path.parent))
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, OSError) as exc:  # a bad file, an unknown workflow, a missing event file
         outcome.failures.append(f"cannot run: {exc}")
         return outcome
     outcome.failures = compare(outcome.rehearsal, case.expect)

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
         30.0, ge=0, description="A run untouched for this long with no queued job is re-enqueued."
     )
     foreach_max_items: int = Field(1000, ge=1, description="The most items one foreach step may run.")
+    core_http_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict, description='JSON {"NAME": "value"}: URLs and header values core.http steps name.'
+    )
     core_http_allowed_hosts: str = Field(
         "", description="Comma-separated hosts core.http may call (exact, or *.example.com); empty allows none."
     )

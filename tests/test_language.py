@@ -504,3 +504,35 @@ def test_a_retried_run_that_fails_again_runs_on_failure_again_and_finishes(
     assert run["status"] == "failed" and run["current_step"] == "lookup"
     assert [a["attempt"] for a in step(run, "tell")["attempts"]] == [1, 2]
     assert [a["status"] for a in step(run, "lookup")["attempts"]] == ["failed", "failed"]
+
+
+def test_core_http_takes_its_url_and_credentials_from_the_environment_not_the_workflow(
+    use, client: FlaskClient, services: Services, drain: Drain, sandbox: Sandbox, admin: dict[str, str]
+) -> None:
+    from pydantic import SecretStr
+
+    secret_url = f"{sandbox.url}/__sandbox__/state"
+    services.settings = services.settings.model_copy(
+        update={
+            "core_http_allowed_hosts": "127.0.0.1",
+            "core_http_secrets": {"STATE_URL": SecretStr(secret_url), "TEAMS": SecretStr("Bearer teams-s3cret")},
+        }
+    )
+    use("""\
+        name: w
+        on: {source: webform}
+        steps:
+          - id: call
+            uses: core.http
+            with: {method: GET, url_secret: STATE_URL, secret_headers: {Authorization: TEAMS}}
+          - id: missing
+            uses: core.http
+            with: {method: GET, url_secret: NOPE}
+        """)
+    run_id = send(client)
+    drain()
+    run = get_run(client, admin, run_id)
+    assert step(run, "call")["status"] == "succeeded" and "contacts" in step(run, "call")["output"]["body"]
+    assert run["error"] == "step missing: CORE_HTTP_SECRETS has no entry 'NOPE' (entries: STATE_URL, TEAMS)"
+    recorded = json.dumps(run)
+    assert secret_url not in recorded and "teams-s3cret" not in recorded

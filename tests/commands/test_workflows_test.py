@@ -81,3 +81,49 @@ def test_bad_input_is_a_clear_cli_error(app: Flask, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no workflow 'nosuch'" in result.output
     result = invoke(app, "credit-hold", "--event", str(EXAMPLES / "web-enquiry.json"))
     assert "is this a body that source 'accounts' sends?" in result.output
+
+
+def test_a_dry_run_needs_no_source_secrets(app: Flask, services) -> None:
+    services.catalog.environ = {}  # as on a laptop without WEBFORM_TOKEN
+    result = invoke(app, "web-enquiry", "--event", str(EXAMPLES / "web-enquiry.json"))
+    assert result.exit_code == 0 and "workflow web-enquiry: succeeded" in result.output
+
+
+def test_a_plan_skips_a_step_whose_if_is_already_false(app: Flask, tmp_path: Path) -> None:
+    event = json.loads((EXAMPLES / "web-enquiry.json").read_text())
+    del event["preferred_date"]
+    (tmp_path / "e.json").write_text(json.dumps(event))
+    result = invoke(app, "web-enquiry", "--event", str(tmp_path / "e.json"), "--plan")
+    assert "  step schedule (bigchange.jobs.scheduling): skipped" in result.output
+
+
+def test_core_http_does_not_really_call_out_in_a_dry_run(app: Flask, services, tmp_path: Path) -> None:
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+    shutil.copy(SHIPPED_WORKFLOWS / "sources.yaml", workflows)
+    (workflows / "notify.yaml").write_text(
+        "name: notify\non: {source: webform}\nsteps:\n  - id: post\n    uses: core.http\n"
+        "    with: {url: 'https://hooks.example.com/x', json: {text: hi}}\n"
+    )
+    services.settings = services.settings.model_copy(
+        update={"workflows_dir": workflows, "core_http_allowed_hosts": "hooks.example.com"}
+    )
+    result = invoke(app, "notify", "--event", str(EXAMPLES / "web-enquiry.json"))
+    assert result.exit_code == 1
+    assert "core.http may not call hooks.example.com: not in CORE_HTTP_ALLOWED_HOSTS (none)" in result.output
+
+
+def test_a_test_file_must_check_something(app: Flask, services, tmp_path: Path) -> None:
+    workflows = tmp_path / "workflows"
+    shutil.copytree(SHIPPED_WORKFLOWS, workflows)
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    (workflows / "tests" / "empty.yaml").write_text("workflow: web-enquiry\nevent: {submission_id: x}\n")
+    (workflows / "tests" / "lost.yaml").write_text(
+        "workflow: web-enquiry\nevent_file: nowhere.json\nexpect: {status: succeeded}\n"
+    )
+    services.settings = services.settings.model_copy(update={"workflows_dir": workflows})
+    result = invoke(app, "--all")
+    assert (
+        result.exit_code == 1 and "FAIL empty.yaml" in result.output and "a test that checks nothing" in result.output
+    )
+    assert "FAIL lost.yaml\n    cannot run: [Errno 2] No such file or directory" in result.output

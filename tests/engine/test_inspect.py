@@ -255,3 +255,15 @@ def test_a_list_output_field_that_does_not_exist(tmp_path: Path) -> None:
     issue = only(check(tmp_path, body))
     assert issue.message == "bigchange.contacts.list outputs no field 'item'"
     assert issue.hint == "its output has: items, pageItemCount, pages, truncated"
+
+
+def test_max_parallel_without_foreach_is_a_warning(tmp_path: Path) -> None:
+    issue = only(check(tmp_path, "steps:\n  - id: a\n    uses: core.log\n    max_parallel: 4\n    with: {message: x}\n"))
+    assert issue.severity == "warning" and issue.path == "steps[0].max_parallel"
+
+
+def test_a_verify_setting_error_is_reported_at_the_key_path_written(tmp_path: Path) -> None:
+    sources = 'sources:\n  webform:\n    verify: {type: hmac, algorithm: md5, secret: "${WEBFORM_TOKEN}"}\n'
+    issues = check(tmp_path, "steps:\n  - id: a\n    uses: core.log\n    with: {message: x}\n", sources)
+    issue = next(i for i in issues if "algorithm" in i.path)
+    assert issue.path == "sources.webform.verify.algorithm"

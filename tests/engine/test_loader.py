@@ -224,3 +224,20 @@ def test_reload_picks_up_edits_and_keeps_the_last_good_version_of_a_broken_file(
     catalog = cache.current()
     assert catalog.workflows["good"].hash == edited.hash
     assert any("YAML syntax error" in m for m in messages(catalog))
+
+
+def test_a_source_broken_by_an_edit_keeps_its_last_good_version(wfdir: Path) -> None:
+    cache = CatalogCache(wfdir, ENV, build_registry(), Renderer(), check_every=0)
+    assert "webform" in cache.current().sources
+    path = write(wfdir, "sources.yaml", SOURCES.replace("type: token", "type: tokn"))
+    _touch_later(path)
+    catalog = cache.current()
+    assert catalog.sources["webform"].verify.type == "token"  # still verifying callers as before
+    assert any("sources.webform.verify" in m for m in messages(catalog))
+
+
+def test_reloads_report_their_problems_in_the_service_log(wfdir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write(wfdir, "w.yaml", "name: w\nsteps: [")
+    with caplog.at_level("WARNING", logger="engine.loader"):
+        CatalogCache(wfdir, ENV, build_registry(), Renderer(), check_every=0).current()
+    assert any("w.yaml" in r.message and "YAML syntax error" in r.message for r in caplog.records)
