@@ -20,9 +20,9 @@ from engine.migrate import ensure_sqlite_directory
 class Database:
     """The ledger's connection factory."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, sqlite_busy_timeout_ms: int = 30_000) -> None:
         self.url = url
-        self.engine = _make_engine(url)
+        self.engine = _make_engine(url, sqlite_busy_timeout_ms)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -50,18 +50,18 @@ class Database:
         self.engine.dispose()
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, busy_timeout_ms: int) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     ensure_sqlite_directory(url)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-    event.listen(engine, "connect", _sqlite_pragmas)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000})
+    event.listen(engine, "connect", lambda conn, record: _sqlite_pragmas(conn, busy_timeout_ms))
     event.listen(engine, "begin", _sqlite_begin_immediate)
     return engine
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, busy_timeout_ms: int) -> None:
     # pysqlite's own transaction handling defers BEGIN in ways that break
     # SAVEPOINTs and lock upgrades; take control of it (SQLAlchemy's documented recipe).
     dbapi_conn.isolation_level = None
@@ -69,7 +69,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     cursor.close()
 
 

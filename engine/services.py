@@ -32,7 +32,7 @@ class Services:
     def __init__(self, settings: Settings, environ: Mapping[str, str], operations: OperationRegistry) -> None:
         self.settings = settings
         self.operations = operations
-        self.db = Database(settings.database_url)
+        self.db = Database(settings.database_url, settings.sqlite_busy_timeout_ms)
         self.redis = Redis.from_url(settings.redis_url)
         self.queue = StepQueue(self.redis, settings.queue_name, settings.step_job_timeout_seconds)
         self.renderer = Renderer()

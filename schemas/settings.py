@@ -24,6 +24,9 @@ class Settings(BaseSettings):
 
     redis_url: str = "redis://localhost:6379/0"
     database_url: str = DEFAULT_SQLITE_URL
+    sqlite_busy_timeout_ms: int = Field(
+        30_000, ge=0, description="How long a SQLite write waits for a lock before the request gets a 503."
+    )
     workflows_dir: Path = PROJECT_ROOT / "workflows"
     admin_token: SecretStr | None = None
 
