@@ -9,6 +9,7 @@ RQ's scheduler (`schedule_job`), which the worker runs.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
@@ -17,6 +18,7 @@ from redis import Redis
 from rq import Queue
 from rq.exceptions import DuplicateJobError
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,26 @@ class StepQueue:
                 Job.fetch(job_id(*key), connection=self.redis).delete()
                 lost.append(key)
         return lost
+
+    def promote_overdue(self, older_than: float) -> int:
+        """Move scheduled step jobs overdue by `older_than` seconds onto the queue; returns how many.
+
+        RQ's scheduler runs in one worker at a time, holding a lock that outlives
+        a killed worker by a minute or more; until another worker takes it over,
+        delayed retries would wait. This backstop (run by the reconciler) moves
+        them. Should the scheduler move one too, the attempt claim makes the
+        second delivery a no-op.
+        """
+        registry = ScheduledJobRegistry(queue=self.queue)
+        overdue = registry.get_jobs_to_schedule(int(time.time() - older_than))
+        promoted = 0
+        for job in Job.fetch_many(overdue, connection=self.redis):
+            if job is None:
+                continue
+            registry.remove(job)
+            self.queue.enqueue_job(job)
+            promoted += 1
+        return promoted
 
     def depth(self) -> int:
         return self.queue.count

@@ -44,6 +44,7 @@ LOST_WORKER = "the worker running this attempt was lost (killed or crashed); out
 class ReconcileReport:
     requeued: int = 0
     lost_attempts: int = 0
+    promoted: int = 0
 
 
 def reconcile(services: Services) -> ReconcileReport:
@@ -55,7 +56,7 @@ def reconcile(services: Services) -> ReconcileReport:
     # (plus the call's own timeout and the grace period) was lost with its worker.
     lost_after = settings.step_job_timeout_seconds + settings.http_timeout_seconds + settings.reconcile_grace_seconds
     lost_before = now - timedelta(seconds=lost_after)
-    report = ReconcileReport()
+    report = ReconcileReport(promoted=services.queue.promote_overdue(settings.reconcile_grace_seconds))
     after: tuple[datetime, str] | None = None
     while True:
         expected, after = _scan_batch(services, idle_since, lost_before, after, report)
@@ -156,7 +157,7 @@ class ReconcilerThread(threading.Thread):
             try:
                 if self.services.redis.set(LOCK_KEY, "1", nx=True, px=int(interval * 1000)):
                     report = reconcile(self.services)
-                    if report.requeued or report.lost_attempts:
+                    if report.requeued or report.lost_attempts or report.promoted:
                         log.warning("reconciler: %s", report)
             except (RedisError, SQLAlchemyError):
                 # Redis or the database is down: exactly the outage this thread exists for; try next interval.

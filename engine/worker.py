@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
+from redis.exceptions import RedisError
 from rq import SimpleWorker
 
 from engine.recovery import ReconcilerThread
@@ -19,6 +20,7 @@ from engine.services import Services
 
 log = logging.getLogger(__name__)
 MAX_PAUSE_SECONDS = 30.0
+HEALTHY_SECONDS = 60.0
 
 
 class StepWorker(SimpleWorker):
@@ -45,10 +47,17 @@ def run_worker(services: Services, *, burst: bool = False, reconciler: bool = Tr
     pause = 1.0
     try:
         while True:
-            worker = StepWorker([services.queue.queue], connection=services.redis)
-            worker.work(burst=burst, with_scheduler=True)
-            if burst or worker.stop_asked:
+            worker, started = None, time.monotonic()
+            try:
+                # RQ talks to Redis already while building a worker (CLIENT SETNAME), and in its own teardown.
+                worker = StepWorker([services.queue.queue], connection=services.redis, maintenance_interval=60)
+                worker.work(burst=burst, with_scheduler=True)
+            except RedisError as exc:
+                log.warning("the step worker lost Redis: %s", exc)
+            if burst or (worker is not None and worker.stop_asked):
                 return
+            if time.monotonic() - started > HEALTHY_SECONDS:
+                pause = 1.0  # it had been working: this is a fresh trouble, start the backoff over
             log.warning(
                 "the step worker stopped without being asked to (Redis unreachable?); starting again in %.0fs", pause
             )

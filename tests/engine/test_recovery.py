@@ -96,3 +96,21 @@ def test_only_one_worker_reconciles_at_a_time(client: FlaskClient, services: Ser
     thread.join(timeout=5)
     # Then this one left the repair to it
     assert services.queue.queue.count == 0
+
+
+def test_an_overdue_scheduled_retry_is_moved_to_the_queue_when_no_scheduler_does(
+    client: FlaskClient, services: Services
+) -> None:
+    # Given a step job scheduled for a time already passed, and no RQ scheduler running (its worker died)
+    from datetime import datetime, timedelta, timezone
+
+    (run_id,) = submit(client, 1)
+    services.redis.flushdb()
+    services.queue.enqueue(run_id, "contact", 1, at=datetime.now(timezone.utc) + timedelta(seconds=1))
+    assert services.queue.queue.count == 0
+    time.sleep(1.5)
+    # When the reconciler passes
+    report = recovery.reconcile(services)
+    # Then the job is on the queue, under its own id, not duplicated
+    assert report.promoted == 1 and report.requeued == 0
+    assert services.queue.queue.job_ids == [f"{run_id}-contact-1"]
