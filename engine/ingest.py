@@ -1,4 +1,4 @@
-"""Turning one HTTP request into an event: body parsing, header redaction, keys.
+"""Turning one HTTP request into an event: body parsing, header redaction, type and keys.
 
 Pure functions over bytes and mappings, so the web layer stays a thin adapter
 and every rule here is unit-testable without a server.
@@ -7,21 +7,32 @@ and every rule here is unit-testable without a server.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import MultiDict
-from werkzeug.formparser import parse_form_data
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
+from engine.errors import RenderError
+from engine.presets import PRESETS, PayloadError, Preset
 from engine.redact import REDACTED, is_secret_name
+from engine.render import Renderer
+from schemas.sources import SourceSpec, StandardWebhooksVerify
 
 # Hop-by-hop and transport noise, not worth a row in every event.
 _DROPPED_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection"}
 _SECRET_QUERY = re.compile(r"token|secret|signature|key|password", re.IGNORECASE)
+
+# Refuse zip-bomb-like multipart cheaply: no real form has this many parts.
+MAX_MULTIPART_PARTS = 1000
+# What a sender that mislabels JSON sends it as (only consulted with sniff_json).
+_MISLABELLED = ("", "application/octet-stream", "application/x-www-form-urlencoded", "text/plain")
 
 SUPPORTED_TYPES = (
     "application/json",
@@ -44,37 +55,50 @@ def media_type(content_type: str | None) -> str:
     return parse_options_header(content_type or "")[0].lower()
 
 
-def parse_body(content_type: str | None, body: bytes) -> Any:
+def parse_body(content_type: str | None, body: bytes, *, sniff_json: bool = False) -> Any:
     """The request's data: JSON value, or a flat field mapping for forms.
 
     JSON sent as text/plain (senders that cannot set a content type) is parsed as
     JSON. Repeated form fields become lists. Multipart files are described by
-    name, filename, type and size; their bytes are not kept.
+    name, filename, type and size; their bytes are not kept. Text is decoded with
+    the declared charset (default UTF-8; a UTF-8 byte-order mark is ignored).
+
+    Args:
+        sniff_json: the sender is known to mislabel JSON (see engine/presets/zapier.py):
+            a body that looks like JSON and is sent without a type, as a form or as
+            octet-stream is read as JSON.
 
     Raises:
         BodyError: 415 for an unsupported type, 400 for a body that does not parse.
     """
     mtype, options = parse_options_header(content_type or "")
     mtype = mtype.lower()
+    charset = options.get("charset", "utf-8")
+    if sniff_json and mtype in _MISLABELLED and body.lstrip()[:1] in (b"{", b"["):
+        try:
+            return _parse_json(body, charset)
+        except BodyError:
+            if mtype not in SUPPORTED_TYPES:
+                raise
     if mtype not in SUPPORTED_TYPES:
         supported = ", ".join(SUPPORTED_TYPES)
         shown = mtype or "no Content-Type"
         raise BodyError(415, f"unsupported content type {shown}; send one of: {supported}")
-    charset = options.get("charset", "utf-8")
     if mtype in ("application/json", "text/plain"):
         return _parse_json(body, charset)
     if mtype == "application/x-www-form-urlencoded":
         return _parse_urlencoded(body, charset)
-    return _parse_multipart(body, content_type or "")
+    return _parse_multipart(body, options, charset if "charset" in options else None)
 
 
-def _decode(body: bytes, charset: str) -> str:
+def _decode(body: bytes, charset: str, what: str = "body", offset: int = 0) -> str:
     try:
-        return body.decode(charset)
+        text = body.decode(charset)
     except LookupError:
         raise BodyError(400, f"unknown charset {charset!r}") from None
     except UnicodeDecodeError as exc:
-        raise BodyError(400, f"body is not valid {charset}: bad byte at offset {exc.start}") from None
+        raise BodyError(400, f"{what} is not valid {charset}: bad byte at offset {offset + exc.start}") from None
+    return text.removeprefix("\ufeff")  # a UTF-8 byte-order mark is not content
 
 
 def _parse_json(body: bytes, charset: str) -> Any:
@@ -94,34 +118,83 @@ def _flatten(fields: MultiDict[str, Any]) -> dict[str, Any]:
 
 
 def _parse_urlencoded(body: bytes, charset: str) -> dict[str, Any]:
-    from urllib.parse import parse_qsl
-
     text = _decode(body, charset)
     try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
+        # Percent-escapes are bytes in the form's charset too, not always UTF-8.
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), encoding=charset, errors="strict")
+    except UnicodeDecodeError as exc:
+        raise BodyError(
+            400, f"body is not valid form data: a percent-escaped value is not valid {charset} ({exc.reason})"
+        ) from None
     except ValueError as exc:
         raise BodyError(400, f"body is not valid form data: {exc}") from None
     return _flatten(MultiDict(pairs))
 
 
-def _parse_multipart(body: bytes, content_type: str) -> dict[str, Any]:
-    if "boundary=" not in content_type:
-        raise BodyError(400, "multipart/form-data without a boundary parameter")
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "CONTENT_TYPE": content_type,
-        "CONTENT_LENGTH": str(len(body)),
-        "wsgi.input": io.BytesIO(body),
-    }
+def _multipart_events(body: bytes, boundary: str) -> list[Any]:
+    decoder = MultipartDecoder(boundary.encode("latin-1"), max_parts=MAX_MULTIPART_PARTS)
+    decoder.receive_data(body)
+    decoder.receive_data(None)
+    events: list[Any] = []
     try:
-        _stream, form, files = parse_form_data(environ, silent=False)
+        # After receive_data(None) the decoder raises on a truncated body rather than asking for more.
+        while not isinstance(event := decoder.next_event(), (Epilogue, NeedData)):
+            events.append(event)
+    except RequestEntityTooLarge:
+        raise BodyError(413, f"multipart body has more than {MAX_MULTIPART_PARTS} parts") from None
     except ValueError as exc:
         raise BodyError(400, f"body is not valid multipart/form-data: {exc}") from None
-    data = _flatten(form)
-    for name, upload in files.items(multi=True):
-        size = len(upload.read())
-        data.setdefault(name, {"filename": upload.filename, "content_type": upload.mimetype, "size": size})
-    return data
+    return events
+
+
+@dataclass
+class _Part:
+    name: str
+    filename: str | None
+    headers: Any
+    data: bytearray = field(default_factory=bytearray)
+
+    def option(self, name: str) -> str | None:
+        return parse_options_header(self.headers.get("content-type", ""))[1].get(name)
+
+
+def _parts(body: bytes, boundary: str) -> list[_Part]:
+    parts: list[_Part] = []
+    for event in _multipart_events(body, boundary):
+        if isinstance(event, (Field, File)):
+            if not event.name:
+                raise BodyError(400, "body is not valid multipart/form-data: a part has no name")
+            parts.append(_Part(event.name, getattr(event, "filename", None), event.headers))
+        elif isinstance(event, Data) and parts:
+            parts[-1].data += event.data
+    return parts
+
+
+def _parse_multipart(body: bytes, options: Mapping[str, str], declared: str | None) -> dict[str, Any]:
+    """Fields decoded strictly: a part's own charset, else the form's `_charset_` field, else the declared one."""
+    boundary = options.get("boundary")
+    if not boundary:
+        raise BodyError(400, "multipart/form-data without a boundary parameter")
+    parts = _parts(body, boundary)
+    named = [bytes(p.data).decode("ascii", "replace").strip() for p in parts if p.name == "_charset_"]
+    form_charset = (named[0] if named else None) or declared or "utf-8"
+    fields: MultiDict[str, Any] = MultiDict()
+    files: list[tuple[str, dict[str, Any]]] = []
+    cursor = 0
+    for part in parts:
+        # Where the part's bytes sit in the body, so a decoding error names the body's byte offset.
+        start = max(body.find(part.data, cursor), cursor) if part.data else cursor
+        cursor = start + len(part.data)
+        if part.filename is not None:
+            mimetype = parse_options_header(part.headers.get("content-type", ""))[0] or None
+            files.append((part.name, {"filename": part.filename, "content_type": mimetype, "size": len(part.data)}))
+        else:
+            charset = part.option("charset") or form_charset
+            fields.add(part.name, _decode(bytes(part.data), charset, f"field {part.name!r}", start))
+    result = _flatten(fields)
+    for name, described in files:
+        result.setdefault(name, described)
+    return result
 
 
 def redact_headers(headers: Mapping[str, str], secret_headers: set[str]) -> dict[str, str]:
@@ -142,3 +215,98 @@ def redact_query(query: Mapping[str, str]) -> dict[str, str]:
 def body_digest(body: bytes) -> str:
     """Default dedupe key: identical bodies from one source are one event."""
     return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+class EventKeyError(Exception):
+    """The delivery cannot be made into events: a key or type template failed, or it is not shaped as expected."""
+
+
+def preset_of(source: SourceSpec) -> Preset | None:
+    return PRESETS[source.preset] if source.preset else None
+
+
+def _default_type(source: SourceSpec, data: Any, headers: Mapping[str, str]) -> str | None:
+    preset = preset_of(source)
+    if preset is not None:
+        return preset.event_type(data, headers)
+    if isinstance(source.verify, StandardWebhooksVerify) and isinstance(data, dict):
+        kind = data.get("type")  # the spec's recommended body: {"type": "contact.created", ...}
+        return kind if isinstance(kind, str) and kind else None
+    return None
+
+
+def _default_key(source: SourceSpec, data: Any, headers: Mapping[str, str]) -> str | None:
+    preset = preset_of(source)
+    key = preset.event_id(data, headers) if preset is not None else None
+    if key is None and isinstance(source.verify, StandardWebhooksVerify):
+        key = headers.get("webhook-id") or headers.get("svix-id")  # identical on every retry of a message
+    return key
+
+
+def identify(
+    renderer: Renderer, source: SourceSpec, data: Any, headers: Mapping[str, str], query: Mapping[str, str]
+) -> tuple[str | None, str | None]:
+    """The event's type and dedupe key (key None: use the body digest).
+
+    The source's templates win; without them the preset's (or the verify type's)
+    defaults apply. `data` is the event's payload as the sender sent it (for a
+    batch, its element).
+
+    Raises:
+        EventKeyError: a template failed, or the key came out empty.
+    """
+    context = {"body": data, "headers": dict(headers), "query": dict(query)}
+    try:
+        if source.event_type:
+            event_type = renderer.render_str(source.event_type, context)
+        else:
+            event_type = _default_type(source, data, headers)
+        key = renderer.render_str(source.event_id, context) if source.event_id else _default_key(source, data, headers)
+    except RenderError as exc:
+        raise EventKeyError(f"cannot key or type this event: {exc}") from exc
+    except PayloadError as exc:
+        raise EventKeyError(f"cannot key or type this event: {exc}") from exc
+    if source.event_id and (key is None or key == ""):
+        raise EventKeyError(f"event_id template {source.event_id!r} gave an empty key")
+    return (None if event_type is None else str(event_type)), (None if key is None else str(key))
+
+
+def items_of(source: SourceSpec, parsed: Any) -> list[Any]:
+    """The events a parsed delivery carries, as the sender sent each (a batch split, a handshake none).
+
+    Raises:
+        EventKeyError: the delivery is not shaped as the source's sender sends it.
+    """
+    preset = preset_of(source)
+    try:
+        return preset.items(parsed) if preset is not None else [parsed]
+    except PayloadError as exc:
+        raise EventKeyError(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class Derived:
+    """One event's type, dedupe key (None: the body digest) and `event.data`."""
+
+    type: str | None
+    key: str | None
+    data: Any
+
+
+def derive(
+    renderer: Renderer, source: SourceSpec, item: Any, headers: Mapping[str, str], query: Mapping[str, str]
+) -> Derived:
+    """Type, key and flat data of one item of `items_of` (rehearsals can use this as the intake does).
+
+    Raises:
+        EventKeyError: it cannot be typed, keyed or normalised.
+    """
+    event_type, key = identify(renderer, source, item, headers, query)
+    preset = preset_of(source)
+    try:
+        data = preset.normalise(item) if preset is not None else item
+    except PayloadError as exc:
+        raise EventKeyError(str(exc)) from exc
+    if source.field_names and isinstance(data, dict):
+        data = {source.field_names.get(name, name): value for name, value in data.items()}
+    return Derived(event_type, key, data)

@@ -24,7 +24,7 @@ from schemas.workflow import StepSpec, WorkflowSpec
 Loc = tuple[str | int, ...]
 Locate = Callable[..., Issue]  # (loc, message, hint="", at_key=False) -> Issue
 
-EVENT_FIELDS = ("id", "key", "source", "type", "received_at", "data", "headers", "query")
+EVENT_FIELDS = ("id", "key", "source", "type", "received_at", "data", "raw", "headers", "query")
 RUN_FIELDS = ("id", "workflow", "error", "failed_step")
 STEP_FIELDS = ("output", "status")
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.reader import ReaderError
 
 from engine.errors import SpecError
 from engine.inspect import inspect_workflow
@@ -128,6 +129,8 @@ def read_yaml(path: Path) -> tuple[_Document | None, list[Issue]]:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
         return None, [Issue(str(path), line, col, "", f"YAML syntax error: {problem}", "check indentation and quoting")]
+    except ReaderError as exc:  # a character YAML does not allow (e.g. a control character)
+        return None, [Issue(str(path), 1, 1, "", f"YAML cannot read this file: {exc}", "remove the character")]
     except (OSError, UnicodeDecodeError) as exc:
         return None, [Issue(str(path), 1, 1, "", f"cannot read file: {exc}")]
     keys: dict[Loc, tuple[int, int]] = {}
@@ -258,15 +261,23 @@ class _SourcesResult:
 
 
 def _literal_secrets(source: Any, loc: Loc) -> list[Loc]:
-    """Where a source's secret is not exactly one `${VAR}` reference: secrets live in the environment only."""
-    verify = source.get("verify") if isinstance(source, dict) else None
-    secrets = verify.get("secret") if isinstance(verify, dict) else None
-    at = (*loc, "verify", "secret")
-    if isinstance(secrets, str):
-        return [] if _ENV_ONLY.match(secrets) else [at]
-    if isinstance(secrets, list):
-        return [(*at, i) for i, s in enumerate(secrets) if not (isinstance(s, str) and _ENV_ONLY.match(s))]
-    return []
+    """Where a source's secret is not exactly one `${VAR}` reference: secrets live in the environment only.
+
+    Secrets sit in `verify.secret`, `verify.password` (basic) and, with a preset, the source's own `secret`.
+    """
+    if not isinstance(source, dict):
+        return []
+    verify = source.get("verify")
+    places: list[tuple[Loc, Any]] = [((*loc, "secret"), source.get("secret"))]
+    if isinstance(verify, dict):
+        places += [((*loc, "verify", key), verify.get(key)) for key in ("secret", "password")]
+    found: list[Loc] = []
+    for at, secrets in places:
+        if isinstance(secrets, str) and not _ENV_ONLY.match(secrets):
+            found.append(at)
+        elif isinstance(secrets, list):
+            found += [(*at, i) for i, s in enumerate(secrets) if not (isinstance(s, str) and _ENV_ONLY.match(s))]
+    return found
 
 
 def load_sources(path: Path, environ: Mapping[str, str]) -> _SourcesResult:

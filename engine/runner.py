@@ -200,6 +200,7 @@ def event_context(event: Event) -> dict[str, Any]:
         "type": event.type,
         "received_at": event.received_at.isoformat(),
         "data": event.data,
+        "raw": event.data if event.raw_data is None else event.raw_data,  # the sender's payload as sent (presets)
         "headers": event.headers,
         "query": event.query,
     }

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from engine.intake import InboundRequest, Intake
+from engine.intake import InboundRequest, Intake, Receipt
 from engine.services import current_services
 
 bp = Blueprint("hooks", __name__)
+
+
+def respond(receipt: Receipt) -> tuple[Response, int]:
+    """JSON, or an empty body where the sender insists on one (Xero); plus any headers (Retry-After…)."""
+    response = jsonify(receipt.body) if receipt.body is not None else Response(b"", mimetype=None)
+    response.headers.update(receipt.headers)
+    return response, receipt.status
 
 
 @bp.post("/hooks/<source>")
@@ -28,4 +35,4 @@ def receive(source: str) -> tuple[Response, int]:
             query=request.args.to_dict(flat=True),
         )
     )
-    return jsonify(receipt.body), receipt.status
+    return respond(receipt)

@@ -164,7 +164,7 @@ vars: {region: GB}
             "x",
             "steps[0].with.message",
             "event has no field 'body'",
-            "event fields: id, key, source, type, received_at, data, headers, query",
+            "event fields: id, key, source, type, received_at, data, raw, headers, query",
         ),
         (
             "{{ evnt.data.name }}",
@@ -258,7 +258,9 @@ def test_a_list_output_field_that_does_not_exist(tmp_path: Path) -> None:
 
 
 def test_max_parallel_without_foreach_is_a_warning(tmp_path: Path) -> None:
-    issue = only(check(tmp_path, "steps:\n  - id: a\n    uses: core.log\n    max_parallel: 4\n    with: {message: x}\n"))
+    issue = only(
+        check(tmp_path, "steps:\n  - id: a\n    uses: core.log\n    max_parallel: 4\n    with: {message: x}\n")
+    )
     assert issue.severity == "warning" and issue.path == "steps[0].max_parallel"
 
 

@@ -241,3 +241,9 @@ def test_reloads_report_their_problems_in_the_service_log(wfdir: Path, caplog: p
     with caplog.at_level("WARNING", logger="engine.loader"):
         CatalogCache(wfdir, ENV, build_registry(), Renderer(), check_every=0).current()
     assert any("w.yaml" in r.message and "YAML syntax error" in r.message for r in caplog.records)
+
+
+def test_a_control_character_is_a_located_problem_not_a_crash(wfdir: Path) -> None:
+    (wfdir / "w.yaml").write_text("name: w\x07\non: {source: webform}\n")
+    (issue,) = load(wfdir).issues
+    assert "YAML cannot read this file" in issue.message and issue.file.endswith("w.yaml")

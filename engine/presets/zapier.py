@@ -1,0 +1,33 @@
+"""Zapier's "Webhooks by Zapier" action calling us (reference §10): form, JSON or raw, unsigned.
+
+Form-mode values are flat strings and arrive as they are. Zapier provides no
+idempotency key, so the preset uses an `Idempotency-Key` header or an `id`
+field when the Zap sends one, and otherwise the default (a digest of the
+body). A Custom Request sends the body exactly as typed with whatever
+Content-Type the Zap author entered — often none, or the form default — so this
+is the one preset that sniffs JSON. For starting one workflow directly, the
+`POST /api/workflows/<name>/run` endpoint suits Zapier better (docs/inbound.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.presets.base import Headers, Preset
+
+
+def event_id(item: Any, headers: Headers) -> str | None:
+    if headers.get("idempotency-key"):
+        return headers["idempotency-key"]
+    if isinstance(item, dict) and item.get("id") not in (None, "", [], {}):
+        return str(item["id"])
+    return None
+
+
+PRESET = Preset(
+    name="zapier",
+    summary="Webhooks by Zapier (form, JSON or raw; token header or Basic auth)",
+    verify={"type": "token", "header": "X-Hook-Token", "query_param": "token"},
+    source={"sniff_json": True},
+    event_id=event_id,
+)
