@@ -15,13 +15,15 @@ from flask import Flask
 from commands.connectors import connectors_cli
 from commands.db import db_cli
 from commands.reconcile import reconcile
+from commands.retention import retention_cli
 from commands.sandbox import sandbox
 from commands.worker import worker
 from commands.workflows import workflows_cli
+from engine import logs
 from engine.services import EXTENSION, Services
 from handlers import build_registry
 from schemas.settings import Settings
-from web import api, health, hooks
+from web import api, health, hooks, metrics, triggers, ui
 from web.errors import register_error_handlers
 
 
@@ -40,8 +42,12 @@ def create_app(settings: Settings | None = None, environ: Mapping[str, str] | No
     app.register_blueprint(hooks.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(triggers.bp)  # replay and direct runs (issue 5)
+    logs.configure(settings)
+    metrics.init_app(app)
+    ui.init_app(app)
     register_error_handlers(app)
-    for command in (db_cli, worker, sandbox, reconcile, workflows_cli, connectors_cli):
+    for command in (db_cli, worker, sandbox, reconcile, workflows_cli, connectors_cli, retention_cli):
         app.cli.add_command(command)
     return app
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -72,10 +73,26 @@ class Event(Base):
     data: Mapped[Any] = mapped_column(JsonColumn, nullable=True)
     headers: Mapped[dict[str, Any]] = mapped_column(JsonColumn)
     query: Mapped[dict[str, Any]] = mapped_column(JsonColumn)
+    # Later deliveries of the same (source, dedupe key), answered 200 duplicate and counted here (web.metrics).
+    duplicates: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_duplicate_at: Mapped[datetime | None]
+    # The sender's payload as sent, when a preset normalised it into `data` (else NULL: `data` is the original).
+    raw_data: Mapped[Any] = mapped_column(JsonColumn, nullable=True)
+    # For an event re-ingested from a rejected one by a replay: that rejected event's id.
+    replay_of: Mapped[str | None] = mapped_column(String(40))
 
     __table_args__ = (
         UniqueConstraint("source", "dedupe_key", name="uq_events_source_dedupe_key"),
         Index("ix_events_received_at", "received_at"),
+        # Keyset pages of the console and /api/events, newest first, per source or status.
+        Index("ix_events_source_id", "source", "id"),
+        Index("ix_events_status_id", "status", "id"),
+        # Search across event data (engine.queries): trigram ILIKE on PostgreSQL; SQLite scans.
+        Index("ix_events_data_trgm", text("(data::text) gin_trgm_ops"), postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
+        # Finding what a rejected event was replayed as (engine.replay).
+        Index("ix_events_replay_of", "replay_of"),
     )
 
 
@@ -119,6 +136,9 @@ class Run(Base):
         Index("ix_runs_event_id", "event_id"),
         Index("ix_runs_created_at", "created_at"),
         Index("ix_runs_lane", "concurrency_key", "status", "created_at"),
+        # Keyset pages (newest id first) filtered by status, or by workflow and status: engine.queries.
+        Index("ix_runs_status_id", "status", "id"),
+        Index("ix_runs_workflow_status_id", "workflow", "status", "id"),
     )
 
 

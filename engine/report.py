@@ -1,15 +1,36 @@
-"""Ledger rows -> the API's view of a run, with each step's status derived from its attempts."""
+"""Ledger rows -> the API's (and the console's) view: runs with steps derived from attempts, events, workflows."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
+from sqlalchemy.orm import Session
+
+from engine import queries
 from engine.conductor import ACTIVE_RUN, AttemptStatus, StepStatus
+from engine.issues import Issue
+from engine.loader import LoadedWorkflow
 from engine.models import Event, Run, StepAttempt, StepItem
-from schemas.api import AttemptOut, EventOut, ItemOut, RunOut, RunSummary, StepOut
+from engine.queries import WorkflowCounts
+from engine.redact import redact_secret_fields
+from schemas.api import (
+    AttemptOut,
+    EventLinks,
+    EventOut,
+    EventSummary,
+    IssueOut,
+    ItemOut,
+    RunOut,
+    RunSummary,
+    StepOut,
+    WorkflowOut,
+    WorkflowStats,
+    WorkflowSummary,
+)
 
 
-def summarize(run: Run) -> RunSummary:
+def summarize(run: Run, source: str | None = None) -> RunSummary:
     return RunSummary(
         id=run.id,
         workflow=run.workflow,
@@ -18,11 +39,22 @@ def summarize(run: Run) -> RunSummary:
         current_step=run.current_step,
         error=run.error,
         created_at=run.created_at,
+        started_at=run.started_at,
         finished_at=run.finished_at,
+        duration_ms=_duration_ms(run),
+        source=source,
     )
 
 
-def describe(run: Run, attempts: list[StepAttempt], items: Sequence[StepItem] = ()) -> RunOut:
+def _duration_ms(run: Run) -> float | None:
+    if run.finished_at is None:
+        return None
+    return round((run.finished_at - (run.started_at or run.created_at)).total_seconds() * 1000, 1)
+
+
+def describe(
+    run: Run, attempts: list[StepAttempt], items: Sequence[StepItem] = (), source: str | None = None
+) -> RunOut:
     by_step: dict[str, list[StepAttempt]] = {}
     for attempt in attempts:
         by_step.setdefault(attempt.step_id, []).append(attempt)
@@ -35,9 +67,8 @@ def describe(run: Run, attempts: list[StepAttempt], items: Sequence[StepItem] = 
         for step in declared
     ]
     return RunOut(
-        **summarize(run).model_dump(),
+        **summarize(run, source).model_dump(),
         workflow_hash=run.workflow_hash,
-        started_at=run.started_at,
         due_at=run.due_at,
         steps=steps,
     )
@@ -103,8 +134,8 @@ def _attempt(attempt: StepAttempt) -> AttemptOut:
     )
 
 
-def describe_event(event: Event, run_ids: list[str]) -> EventOut:
-    return EventOut(
+def summarize_event(event: Event) -> EventSummary:
+    return EventSummary(
         id=event.id,
         source=event.source,
         type=event.type,
@@ -112,10 +143,72 @@ def describe_event(event: Event, run_ids: list[str]) -> EventOut:
         status=event.status,
         reason=event.reason,
         received_at=event.received_at,
+        duplicates=event.duplicates or 0,
+        last_duplicate_at=event.last_duplicate_at,
+    )
+
+
+def describe_event(event: Event, run_ids: list[str]) -> EventOut:
+    """The event as received. Data fields named like credentials are masked, as everywhere we show things."""
+    return EventOut(
+        **summarize_event(event).model_dump(),
         content_type=event.content_type,
         headers=event.headers,
         query=event.query,
-        data=event.data,
+        data=redact_secret_fields(event.data),
         body=event.raw_body.decode("utf-8", errors="replace"),
         runs=run_ids,
+        links=EventLinks(
+            self_=f"/api/events/{event.id}",
+            runs=f"/api/runs?event_id={event.id}",
+            replay=f"/api/events/{event.id}/replay",
+        ),
     )
+
+
+def issue_out(issue: Issue) -> IssueOut:
+    return IssueOut(
+        file=issue.file,
+        line=issue.line,
+        col=issue.col,
+        path=issue.path,
+        message=issue.message,
+        hint=issue.hint,
+        severity="warning" if issue.severity == "warning" else "error",
+    )
+
+
+def summarize_workflow(
+    workflow: LoadedWorkflow, counts: WorkflowCounts, window_days: int, recent: Sequence[Run]
+) -> WorkflowSummary:
+    spec = workflow.spec
+    return WorkflowSummary(
+        name=spec.name,
+        description=spec.description,
+        file=str(workflow.path),
+        source=spec.on.source,
+        events=spec.on.event_types(),
+        condition=spec.on.if_,
+        steps=[step.id for step in spec.all_steps],
+        stats=WorkflowStats(
+            window_days=window_days,
+            succeeded=counts.counts.get("succeeded", 0),
+            failed=counts.counts.get("failed", 0),
+            cancelled=counts.counts.get("cancelled", 0),
+            active=counts.active,
+            success_rate=counts.success_rate,
+        ),
+        last_runs=[summarize(run) for run in recent],
+    )
+
+
+def describe_workflow(summary: WorkflowSummary, workflow: LoadedWorkflow, issues: Sequence[Issue]) -> WorkflowOut:
+    mine = [issue_out(issue) for issue in issues if issue.file == str(workflow.path)]
+    return WorkflowOut(**summary.model_dump(), definition=workflow.definition, hash=workflow.hash, issues=mine)
+
+
+def workflow_overview(session: Session, workflow: LoadedWorkflow, now: datetime) -> WorkflowSummary:
+    """A loaded workflow with its recent record: counts over STATS_WINDOW_DAYS and its last five runs."""
+    name = workflow.spec.name
+    counts = queries.workflow_counts(session, name, now)
+    return summarize_workflow(workflow, counts, queries.STATS_WINDOW_DAYS, queries.last_runs(session, name))

@@ -1,11 +1,92 @@
-"""What the JSON API returns; one model per resource so the OpenAPI document can be generated from them."""
+"""What the JSON API accepts and returns; one model per resource, so /api/openapi.json is generated from them.
+
+The query models (`RunQuery`, `EventQuery`) are also what the API validates
+`request.args` with, so the document and the behaviour cannot drift apart.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+RunStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+EventStatusName = Literal["accepted", "rejected"]
+
+# --- Query parameters and request bodies ------------------------------------------------------
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        """PostgreSQL text cannot hold NUL; refuse it here rather than fail in the database."""
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
+
+class RunFilter(_Query):
+    """Which runs: every given condition must hold."""
+
+    status: RunStatusName | None = Field(None, description="The run's status.")
+    workflow: str | None = Field(None, max_length=200, description="Workflow name.")
+    source: str | None = Field(None, max_length=100, description="The source of the run's event.")
+    event_id: str | None = Field(None, max_length=40, description="Runs of this event.")
+    since: datetime | None = Field(None, description="Created at or after (ISO 8601; naive means UTC).")
+    until: datetime | None = Field(None, description="Created before (ISO 8601; naive means UTC).")
+    q: str | None = Field(
+        None, min_length=1, max_length=200, description="Text anywhere in the event's data, e.g. an email address."
+    )
+
+
+class RunQuery(RunFilter):
+    """GET /api/runs: a filter and a keyset page, newest first."""
+
+    limit: int = Field(50, ge=1, le=200, description="Runs per page.")
+    before: str | None = Field(None, max_length=40, description="A run id: the page of runs older than it.")
+
+
+class BulkRetryIn(RunFilter):
+    """POST /api/runs/retry: retry every failed run matching the filter (status is always `failed`)."""
+
+    status: Literal["failed"] | None = Field(None, description="Only failed runs can be retried.")
+    limit: int = Field(100, ge=1, le=1000, description="The most runs retried by one call; call again for more.")
+    dry_run: bool = Field(False, description="List what would be retried, change nothing.")
+
+
+class EventFilter(_Query):
+    source: str | None = Field(None, max_length=100)
+    status: EventStatusName | None = None
+    type: str | None = Field(None, max_length=200, description="Event type.")
+    duplicates: bool | None = Field(None, description="true: only events delivered more than once.")
+    since: datetime | None = Field(None, description="Received at or after (ISO 8601; naive means UTC).")
+    until: datetime | None = Field(None, description="Received before (ISO 8601; naive means UTC).")
+    q: str | None = Field(None, min_length=1, max_length=200, description="Text anywhere in the event's data.")
+
+
+class EventQuery(EventFilter):
+    limit: int = Field(50, ge=1, le=200)
+    before: str | None = Field(None, max_length=40, description="An event id: the page of events older than it.")
+
+
+class ValidateIn(BaseModel):
+    """POST /api/workflows/validate (JSON form; a text/yaml body is accepted as the file itself)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    yaml: str = Field(max_length=256 * 1024, description="The workflow file's text.")
+    filename: str = Field("workflow.yaml", max_length=200, pattern=r"^[\w.-]+\.ya?ml$")
+
+
+# --- Responses --------------------------------------------------------------------------------
+
+
+class ErrorOut(BaseModel):
+    error: str
 
 
 class AttemptOut(BaseModel):
@@ -53,16 +134,18 @@ class RunSummary(BaseModel):
     id: str
     workflow: str
     event_id: str
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    status: RunStatusName
     current_step: str | None
     error: str | None
     created_at: datetime
+    started_at: datetime | None = None
     finished_at: datetime | None
+    duration_ms: float | None = Field(None, description="From start (or creation) to finish; null while active.")
+    source: str | None = Field(None, description="The source of the run's event.")
 
 
 class RunOut(RunSummary):
     workflow_hash: str
-    started_at: datetime | None
     due_at: datetime | None
     steps: list[StepOut]
 
@@ -72,17 +155,96 @@ class RunList(BaseModel):
     next_before: str | None = None
 
 
-class EventOut(BaseModel):
+class SkippedRun(BaseModel):
+    id: str
+    error: str
+
+
+class BulkRetryOut(BaseModel):
+    dry_run: bool
+    matched: int = Field(description="Failed runs matching the filter, up to the limit.")
+    retried: list[str] = Field(description="Run ids resumed (or that would be, in a dry run).")
+    skipped: list[SkippedRun] = Field(description="Runs that could not be retried, with why.")
+
+
+class EventSummary(BaseModel):
     id: str
     source: str
     type: str | None
     key: str | None
-    status: Literal["accepted", "rejected"]
+    status: EventStatusName
     reason: str | None
     received_at: datetime
+    duplicates: int = Field(0, description="Later deliveries of the same event, answered 200 duplicate.")
+    last_duplicate_at: datetime | None = None
+
+
+class EventLinks(BaseModel):
+    self_: str = Field(alias="self")
+    runs: str
+    replay: str = Field(description="POST here to start the event's workflows again (new runs).")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class EventOut(EventSummary):
     content_type: str | None
     headers: dict[str, Any]
     query: dict[str, Any]
     data: Any
     body: str
     runs: list[str]
+    links: EventLinks
+
+
+class EventList(BaseModel):
+    events: list[EventSummary]
+    next_before: str | None = None
+
+
+class IssueOut(BaseModel):
+    file: str
+    line: int
+    col: int
+    path: str
+    message: str
+    hint: str = ""
+    severity: Literal["error", "warning"]
+
+
+class WorkflowStats(BaseModel):
+    window_days: int = Field(description="The stats cover runs created in this many recent days.")
+    succeeded: int
+    failed: int
+    cancelled: int
+    active: int
+    success_rate: float | None = Field(description="succeeded / (succeeded + failed); null without finished runs.")
+
+
+class WorkflowSummary(BaseModel):
+    name: str
+    description: str
+    file: str
+    source: str
+    events: list[str] | None = Field(description="Event types that start it; null: any.")
+    condition: str | bool | None = Field(description="The trigger's `if`.")
+    steps: list[str] = Field(description="Step ids, then on_failure step ids.")
+    stats: WorkflowStats
+    last_runs: list[RunSummary]
+
+
+class WorkflowOut(WorkflowSummary):
+    definition: dict[str, Any] = Field(description="The definition new runs pin.")
+    hash: str
+    issues: list[IssueOut] = Field(description="Problems found in its file (warnings, or errors in a newer edit).")
+
+
+class WorkflowList(BaseModel):
+    workflows: list[WorkflowSummary]
+    issues: list[IssueOut] = Field(description="Every load problem in WORKFLOWS_DIR, as file:line:col.")
+
+
+class ValidateOut(BaseModel):
+    valid: bool
+    name: str | None = Field(description="The workflow's name, when it parsed.")
+    issues: list[IssueOut]

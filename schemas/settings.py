@@ -93,3 +93,33 @@ class Settings(BaseSettings):
         "", description="Comma-separated hosts core.http may call (exact, or *.example.com); empty allows none."
     )
     workflow_reload_seconds: float = Field(2.0, ge=0, description="How often workflow files are checked for edits.")
+
+    # --- Operations ---
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Signs the console's session cookie; unset: derived from ADMIN_TOKEN (changing the token "
+        "then logs everyone out).",
+    )
+    session_cookie_secure: bool = Field(False, description="Send the console cookie over HTTPS only.")
+    session_hours: float = Field(12.0, gt=0, description="How long a console login lasts.")
+    console_refresh_seconds: float = Field(3.0, gt=0, description="How often pages with active runs refresh.")
+    log_format: str = Field("json", pattern="^(json|text)$", description="json: one object per line; text: for people.")
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    failure_webhook_url: str | None = Field(
+        None, description="POSTed a JSON summary (Slack-compatible `text`) whenever a run fails."
+    )
+    failure_webhook_timeout_seconds: float = Field(5.0, gt=0)
+    public_url: str | None = Field(None, description="Where people reach the console; links in notifications.")
+    metrics_token: SecretStr | None = Field(None, description="If set, /metrics wants Authorization: Bearer <it>.")
+    retention_days: int = Field(90, ge=1, description="`flask retention prune` removes history older than this.")
+    retention_batch_size: int = Field(500, ge=1, le=10000, description="Runs (or events) deleted per transaction.")
+
+    # --- Inbound ---
+    inbound_rate_limit_per_second: float = Field(
+        0.0, ge=0, description="Limit for sources without `rate_limit:` or a preset (429 above); 0: none."
+    )
+    inbound_rate_limit_burst: int = Field(100, ge=1, description="Requests such a source may send at once.")
+    direct_run_token: SecretStr | None = Field(
+        None, description="Bearer token for POST /api/workflows/<name>/run on any workflow (besides ADMIN_TOKEN)."
+    )
+    direct_run_max_wait_seconds: float = Field(60.0, ge=0, le=300, description="Longest ?wait= a direct run honours.")
