@@ -1,0 +1,105 @@
+"""`python -m bench`: the command line behind `make bench` and `make bench-quick`.
+
+The first invocation freezes the code to measure (see bench.snapshot) and
+re-executes itself inside that copy with `--in-snapshot`, so the harness and
+every process it starts run the same code from start to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from bench import snapshot
+from bench.config import BenchConfig, quick
+from bench.infra import BenchSetupError
+from bench.orchestrator import render_saved, run
+from schemas.settings import PROJECT_ROOT
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+def _parser(defaults: BenchConfig) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description="Hookflow's benchmarks (docs/benchmarks.md).")
+    add = parser.add_argument
+    add("--quick", action="store_true", help="a smoke-sized run; the report goes to bench-results/")
+    add("--source", default=defaults.source, help="'worktree' (default) or a git revision, e.g. HEAD")
+    add("--db", choices=("postgresql", "sqlite"), default=defaults.db)
+    add("--pg-admin-url", default=defaults.pg_admin_url, help="where the bench creates (and drops) its database")
+    add("--ingest-redis-url", default=defaults.ingest_redis_url, help="flushed before and after")
+    add("--e2e-redis-url", default=defaults.e2e_redis_url, help="flushed before and after")
+    add("--concurrency", type=_ints, default=defaults.saturation_concurrency, help="closed-loop clients, e.g. 4,16,64")
+    add("--saturation-seconds", type=float, default=defaults.saturation_seconds)
+    add("--rate", type=float, default=defaults.rate, help="open-loop requests per second")
+    add("--duration", type=float, default=defaults.duration, help="open-loop seconds")
+    add("--events", type=int, default=defaults.events, help="end-to-end events per latency")
+    add("--workers", type=int, default=defaults.workers, help="flask worker processes")
+    add("--latencies", type=_ints, default=defaults.latencies_ms, help="stub latencies in ms, e.g. 0,50")
+    add("--preload", action="store_true", help="post every event before the workers start")
+    add("--e2e-timeout", type=float, default=defaults.e2e_timeout, help="seconds per latency")
+    add("--profile", action="store_true", help="add py-spy profiled runs (web and one worker)")
+    add("--save-baseline", action="store_true", help="also store these results as bench/baseline.json")
+    add("--report", type=Path, help="where to write the report (default docs/benchmarks.md)")
+    add("--render", type=Path, metavar="RESULTS_JSON", help="only re-render the report from a saved results.json")
+    add("--in-snapshot", nargs=2, metavar=("REPO", "RUN_DIR"), help=argparse.SUPPRESS)
+    return parser
+
+
+def parse(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
+    defaults = BenchConfig()
+    parser = _parser(defaults)
+    args = parser.parse_args(argv)
+    if args.workers < 1 or args.events < 1 or args.rate <= 0 or args.duration <= 0:
+        parser.error("workers, events, rate and duration must be positive")
+    shown = argv[: argv.index("--in-snapshot")] if "--in-snapshot" in argv else argv
+    config = replace(
+        defaults,
+        source=args.source,
+        db=args.db,
+        pg_admin_url=args.pg_admin_url,
+        ingest_redis_url=args.ingest_redis_url,
+        e2e_redis_url=args.e2e_redis_url,
+        saturation_concurrency=args.concurrency,
+        saturation_seconds=args.saturation_seconds,
+        rate=args.rate,
+        duration=args.duration,
+        events=args.events,
+        workers=args.workers,
+        latencies_ms=args.latencies,
+        preload=args.preload,
+        e2e_timeout=args.e2e_timeout,
+        profile=args.profile,
+        save_baseline=args.save_baseline,
+        output_root=Path(args.in_snapshot[0]) if args.in_snapshot else PROJECT_ROOT,
+        command=shlex.join(["python", "-m", "bench", *shown]),
+    )
+    config = quick(config) if args.quick else config
+    return (replace(config, report_path=args.report.resolve()) if args.report else config), args
+
+
+def main(argv: list[str]) -> int:
+    config, args = parse(argv)
+    if args.render:
+        return render_saved(config, args.render)
+    if args.in_snapshot:
+        return run(config, Path(args.in_snapshot[1]))
+    run_dir = config.results_dir / time.strftime("%Y%m%d-%H%M%S")
+    try:
+        measured = snapshot.make(PROJECT_ROOT, run_dir / "src", config.source)
+    except BenchSetupError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    print(f"bench: measuring {measured}, copied to {run_dir / 'src'}", flush=True)
+    os.chdir(run_dir / "src")
+    os.execv(sys.executable, [sys.executable, "-m", "bench", *argv, "--in-snapshot", str(PROJECT_ROOT), str(run_dir)])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,80 @@
+"""The bench's parameters, with the full run's defaults and the quick run's.
+
+Every number that bounds the run lives here, so "bounded in count and time"
+can be checked in one place: the full run is sized to finish in under ten
+minutes on the 2-core machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from schemas.settings import PROJECT_ROOT
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    # Infrastructure
+    db: str = "postgresql"  # or "sqlite"
+    pg_admin_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    ingest_redis_url: str = "redis://127.0.0.1:6379/3"
+    e2e_redis_url: str = "redis://127.0.0.1:6379/2"
+
+    # 1. Ingest
+    saturation_concurrency: tuple[int, ...] = (4, 16, 64)
+    saturation_seconds: float = 6.0
+    warmup_requests: int = 200
+    rate: float = 200.0
+    duration: float = 30.0
+
+    # 2. End to end
+    events: int = 2000
+    workers: int = 8
+    latencies_ms: tuple[int, ...] = (0, 50)
+    preload: bool = False  # load every event before the workers start, instead of while they run
+    load_concurrency: int = 16
+    e2e_timeout: float = 240.0  # per latency; a scenario still unfinished then is reported as such
+    stub_capacity_seconds: float = 5.0
+    stub_capacity_concurrency: int = 32
+
+    # Profiling (extra, unmeasured scenarios)
+    profile: bool = False
+    profile_events: int = 400
+    profile_seconds: float = 10.0
+
+    # What is measured, and where results go
+    source: str = "worktree"  # or a git revision such as HEAD
+    output_root: Path = PROJECT_ROOT  # the repository the run was started from, not the snapshot it runs in
+    report_path: Path | None = None  # default: docs/benchmarks.md
+    save_baseline: bool = False
+    command: str = "make bench"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.output_root / "bench-results"
+
+    @property
+    def baseline_path(self) -> Path:
+        return self.output_root / "bench" / "baseline.json"
+
+    @property
+    def report(self) -> Path:
+        return self.report_path or self.output_root / "docs" / "benchmarks.md"
+
+
+def quick(config: BenchConfig) -> BenchConfig:
+    """A smoke-sized run (about two minutes) that writes next to the results, not to docs/."""
+    return replace(
+        config,
+        saturation_concurrency=(16,),
+        saturation_seconds=4.0,
+        warmup_requests=50,
+        duration=min(config.duration, 10.0),
+        events=min(config.events, 300),
+        e2e_timeout=90.0,
+        stub_capacity_seconds=2.0,
+        profile_events=300,
+        profile_seconds=5.0,
+        report_path=config.results_dir / "benchmarks-quick.md",
+    )

@@ -1,0 +1,304 @@
+"""The report's per-phase sections: ingest, end to end, memory, profiles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bench.markdown import fmt, get, table
+
+
+def _cpu_row(label: str, cpu: dict[str, Any] | None, roles: Sequence[str]) -> tuple[Any, ...]:
+    if not cpu:
+        return (label, None, *([None] * len(roles)), None)
+    return (
+        label,
+        f"{cpu['machine_busy'] * 100:.0f}%",
+        *(get(cpu, "roles", role, "cores") for role in roles),
+        cpu.get("other_cores"),
+    )
+
+
+INGEST_ROLES = ("web (gunicorn)", "postgres backends", "redis-server", "load generator")
+
+
+def ingest_section(results: dict[str, Any]) -> list[str]:
+    ours, bare = results["ingest"]["ours"], results["ingest"]["bare"]
+    c = results["config"]
+    rows = []
+    for mine, theirs in zip(ours["saturation"], bare["saturation"], strict=True):
+        ratio = mine["ok_per_s"] / theirs["ok_per_s"] if theirs["ok_per_s"] else None
+        rows.append(
+            (
+                mine["concurrency"],
+                mine["ok_per_s"],
+                get(mine, "latency_ms", "p50"),
+                get(mine, "latency_ms", "p99"),
+                theirs["ok_per_s"],
+                get(theirs, "latency_ms", "p50"),
+                get(theirs, "latency_ms", "p99"),
+                None if ratio is None else f"{ratio:.2f}",
+                _cpu_ms_per(mine["cpu"], "web (gunicorn)", mine["ok"]),
+                _cpu_ms_per(theirs["cpu"], "web (gunicorn)", theirs["ok"]),
+                _errors(mine) + _errors(theirs),
+            )
+        )
+    lines = [
+        "## 1. Ingest",
+        "",
+        "POST /hooks/webform with the example enquiry, a unique `submission_id` each; no workers, so the queue fills. "
+        f"Closed loop for {fmt(c['saturation_seconds'])} s per concurrency "
+        f"after {c['warmup_requests']} warm-up requests.",
+        "",
+        "### Saturation (closed loop)",
+        "",
+        *table(
+            [
+                "Clients",
+                "Hookflow 2xx/s",
+                "p50 ms",
+                "p99 ms",
+                "Bare 2xx/s",
+                "p50 ms",
+                "p99 ms",
+                "Ratio",
+                "Hookflow web CPU ms/req",
+                "Bare web CPU ms/req",
+                "Errors",
+            ],
+            rows,
+        ),
+        f"### Fixed rate (open loop, {fmt(c['rate'], 0)}/s for {fmt(c['duration'], 0)} s)",
+        "",
+        "Latency counts from each request's scheduled send time (no coordinated omission).",
+        "",
+        *table(
+            [
+                "Service",
+                "Sent",
+                "2xx/s",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "max ms",
+                "Errors",
+                "Connections opened",
+                "Max send lag ms",
+            ],
+            [_open_row("Hookflow", ours["open_loop"]), _open_row("Bare Flask", bare["open_loop"])],
+        ),
+        "### CPU during ingest (cores busy, of the machine's 2)",
+        "",
+        *table(
+            ["Run", "Machine busy", *INGEST_ROLES, "other processes"],
+            [_cpu_row(f"Hookflow, {s['concurrency']} clients", s["cpu"], INGEST_ROLES) for s in ours["saturation"]]
+            + [_cpu_row("Hookflow, open loop", ours["open_loop"]["cpu"], INGEST_ROLES)]
+            + [_cpu_row(f"Bare, {s['concurrency']} clients", s["cpu"], INGEST_ROLES) for s in bare["saturation"]]
+            + [_cpu_row("Bare, open loop", bare["open_loop"]["cpu"], INGEST_ROLES)],
+        ),
+    ]
+    return lines
+
+
+def _cpu_ms_per(cpu: dict[str, Any] | None, role: str, count: int | None) -> float | None:
+    """CPU milliseconds a role spent per request (or step): the cost that caps throughput on 2 cores."""
+    used = get(cpu, "roles", role, "cpu_s")
+    return round(used * 1000 / count, 2) if used is not None and count else None
+
+
+def _errors(load: dict[str, Any]) -> int:
+    non_2xx = sum(n for status, n in load["statuses"].items() if not status.startswith("2"))
+    return non_2xx + sum(load["errors"].values())
+
+
+def _open_row(label: str, load: dict[str, Any]) -> tuple[Any, ...]:
+    lat = load.get("latency_ms") or {}
+    return (
+        label,
+        load["requests"],
+        load["ok_per_s"],
+        lat.get("p50"),
+        lat.get("p95"),
+        lat.get("p99"),
+        lat.get("max"),
+        _errors(load),
+        load["connections"],
+        load["max_send_lag_ms"],
+    )
+
+
+E2E_ROLES = ("web (gunicorn)", "workers (all)", "postgres backends", "redis-server", "stub", "load generator")
+
+
+def e2e_section(results: dict[str, Any]) -> list[str]:
+    e2e, c = results["e2e"], results["config"]
+    cap = e2e["stub_capacity"]
+    scenarios = e2e["scenarios"]
+    lines = [
+        "## 2. End to end",
+        "",
+        f"{fmt(c['events'])} web enquiries per API latency, 4 steps each (contacts/create → jobs/create → "
+        f"jobs/constraints/create → jobs/scheduling), {c['workers']} workers. Workflows/s = runs succeeded ÷ "
+        "(last run finished - first event received), from the ledger's timestamps; *drain* starts at the first "
+        "step claimed instead.",
+        "",
+        f"API stub capacity at 0 ms: **{fmt(cap['ok_per_s'])} requests/s** "
+        f"({cap['concurrency']} clients, p50 {fmt(get(cap, 'latency_ms', 'p50'), 2)} ms, "
+        f"p99 {fmt(get(cap, 'latency_ms', 'p99'), 2)} ms; stub {fmt(get(cap, 'cpu', 'roles', 'stub', 'cores'), 2)} "
+        f"cores, load generator {fmt(get(cap, 'cpu', 'roles', 'load generator', 'cores'), 2)} cores). "
+        "A workflow needs 4 requests.",
+        "",
+        *table(
+            ["API latency", "Workflows/s", "Window s", "Drain wf/s", "Events posted in s", "Finished", "Run statuses"],
+            [
+                (
+                    f"{s['latency_ms']} ms",
+                    s["workflows_per_s"],
+                    s["window_s"],
+                    s["drain_workflows_per_s"],
+                    s["load"]["window_s"],
+                    s["finished"],
+                    ", ".join(f"{k} {v}" for k, v in sorted(s["run_statuses"].items())),
+                )
+                for s in scenarios
+            ],
+        ),
+        "### Engine overhead per step (ms)",
+        "",
+        "*In attempt* is the brief's measure: the attempt's `duration_ms` minus the API time in its `calls[*].ms`. "
+        "*Claim to record* adds loading the run, event and history (`finished_at - started_at` minus API time). "
+        "*Hop* is from one step's result being recorded to the next step being claimed (commit, enqueue, Redis, "
+        "waiting for a free worker). *Worker ms/step* = workers x drain window ÷ attempts: everything a worker spends "
+        "per step, API time included.",
+        "",
+        *table(
+            [
+                "API latency",
+                "In attempt p50",
+                "p99",
+                "Claim→record p50",
+                "p99",
+                "Hop p50",
+                "p99",
+                "API p50",
+                "p99",
+                "Worker ms/step",
+            ],
+            [_overhead_row(s) for s in scenarios],
+        ),
+        *_per_step_table(scenarios),
+        "### CPU per step (ms of CPU per step attempt, all processes of a role together)",
+        "",
+        *table(
+            ["API latency", *E2E_ROLES[:-1]],
+            [
+                (
+                    f"{s['latency_ms']} ms",
+                    *(_cpu_ms_per(s["cpu"], role, get(s, "overhead_ms", "attempts")) for role in E2E_ROLES[:-1]),
+                )
+                for s in scenarios
+            ],
+        ),
+        "### CPU during end to end (cores busy, of the machine's 2)",
+        "",
+        *table(
+            ["API latency", "Machine busy", *E2E_ROLES, "other processes"],
+            [_cpu_row(f"{s['latency_ms']} ms", s["cpu"], E2E_ROLES) for s in scenarios],
+        ),
+    ]
+    return lines
+
+
+def _overhead_row(s: dict[str, Any]) -> tuple[Any, ...]:
+    o = s["overhead_ms"]
+    return (
+        f"{s['latency_ms']} ms",
+        get(o, "in_attempt", "p50"),
+        get(o, "in_attempt", "p99"),
+        get(o, "claim_to_record", "p50"),
+        get(o, "claim_to_record", "p99"),
+        get(o, "hop", "p50"),
+        get(o, "hop", "p99"),
+        get(o, "api", "p50"),
+        get(o, "api", "p99"),
+        s["worker_ms_per_step"],
+    )
+
+
+def _per_step_table(scenarios: Sequence[dict[str, Any]]) -> list[str]:
+    rows = []
+    for s in scenarios:
+        for step, numbers in (get(s, "overhead_ms", "by_step") or {}).items():
+            rows.append(
+                (
+                    f"{s['latency_ms']} ms",
+                    step,
+                    get(numbers, "in_attempt", "p50"),
+                    get(numbers, "in_attempt", "p99"),
+                    get(numbers, "api", "p50"),
+                )
+            )
+    return ["Per step:", "", *table(["API latency", "Step", "In attempt p50", "p99", "API p50"], rows)]
+
+
+def memory_section(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for label, memory in (
+        ("Ingest, Hookflow", get(results, "ingest", "ours", "memory")),
+        ("Ingest, bare Flask", get(results, "ingest", "bare", "memory")),
+    ):
+        rows.append((label, memory["master_mib"], ", ".join(fmt(w) for w in memory["workers_mib"]), None))
+    for s in get(results, "e2e", "scenarios") or []:
+        web, workers = s["memory"]["web"], s["memory"]["workers_mib"]
+        rows.append(
+            (
+                f"End to end, {s['latency_ms']} ms",
+                web["master_mib"],
+                ", ".join(fmt(w) for w in web["workers_mib"]),
+                f"max {fmt(max(workers))}, min {fmt(min(workers))}" if workers else None,
+            )
+        )
+    return [
+        "## 3. Memory (peak RSS, VmHWM from /proc, MiB)",
+        "",
+        *table(["Phase", "gunicorn master", "gunicorn workers", "flask workers"], rows),
+    ]
+
+
+def profile_section(results: dict[str, Any]) -> list[str]:
+    profiles = [
+        ("Web (one gunicorn worker, saturation)", get(results, "ingest", "ours", "profile")),
+        ("Worker (one flask worker, end to end at 0 ms)", get(results, "e2e", "profiled", "profile")),
+    ]
+    lines = [
+        "## Profiles (py-spy, extra unmeasured runs)",
+        "",
+        "Sampled at 100 Hz from outside the process. The tables summarise only samples holding the GIL, i.e. "
+        "Python's own CPU time, which is what caps throughput on a saturated 2-core machine; the flamegraph "
+        "(`*-flamegraph.svg`, another process of the same kind) shows every non-idle sample, waits on "
+        "PostgreSQL and Redis included.",
+        "",
+    ]
+    found = False
+    for label, profile in profiles:
+        top = get(profile, "top")
+        if not top:
+            continue
+        found = True
+        files = profile.get("files", [])
+        lines += [
+            f"### {label}",
+            "",
+            f"{fmt(top['samples'])} samples; files: {', '.join(f'`{f}`' for f in files)}.",
+            "",
+        ]
+        for title, key in (
+            ("Self time by package (innermost frame)", "packages"),
+            ("Self time by function", "self"),
+            ("Hookflow functions, time anywhere on the stack", "ours"),
+        ):
+            lines += table([title, "%"], [(f"`{r['frame']}`", r["pct"]) for r in top.get(key, [])])
+    if not found:
+        lines.append("Not profiled in this run: `make bench PROFILE=1` adds py-spy runs (files in bench-results/).")
+        lines.append("")
+    return lines

@@ -1,0 +1,92 @@
+"""Starting the measured processes: the web service (ours or bare), RQ workers, the API stub.
+
+Each start waits until the process is really ready (its port answers, or the
+worker has registered with Redis), so no phase measures a boot.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from redis import Redis
+from rq import Worker
+
+from bench import infra
+from bench.procs import Child, Supervisor, children_of, free_port, port_answers, wait_until
+from schemas.settings import PROJECT_ROOT
+
+BOOT_TIMEOUT = 60.0
+
+
+@dataclass
+class Web:
+    child: Child
+    port: int
+    argv: list[str]
+
+    def worker_pids(self) -> list[int]:
+        return children_of(self.child.pid)
+
+    def pids(self) -> list[int]:
+        return [self.child.pid, *self.worker_pids()]
+
+
+@dataclass
+class Stack:
+    """The measured processes of one bench run, all started under one Supervisor."""
+
+    supervisor: Supervisor
+    procfile: str
+
+    def env(self, database_url: str, redis_url: str, stub_port: int | None = None) -> dict[str, str]:
+        """What Hookflow's processes get: the bench's database and Redis, its tokens, and the stub.
+
+        The BigChange request budget is raised far above what the run sends: it is a politeness
+        limit for the real API (10/s by default), not a guarantee, and at 10/s it would be all
+        the bench measured. Its Redis round trip per call stays in the measured path.
+        """
+        overrides = {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "WORKFLOWS_DIR": str(PROJECT_ROOT / "workflows"),
+            "WEBFORM_TOKEN": infra.WEBFORM_TOKEN,
+            "ACCOUNTS_SECRET": "bench-accounts-secret",
+            "ADMIN_TOKEN": "bench-admin-token",
+            "BIGCHANGE_API_KEY": infra.API_KEY,
+            "BIGCHANGE_REQUESTS_PER_SECOND": "1000000",
+            "BIGCHANGE_BURST": "1000000",
+        }
+        if stub_port is not None:
+            overrides["BIGCHANGE_BASE_URL"] = f"http://127.0.0.1:{stub_port}/bigchange"
+        return infra.process_env(overrides)
+
+    def web(self, name: str, env: dict[str, str], app: str = "app:app") -> Web:
+        """gunicorn with the Procfile's web settings, serving `app` on a free loopback port."""
+        port = free_port()
+        argv = infra.procfile_command(self.procfile, "web", port)
+        argv = [app if arg == "app:app" else arg for arg in argv]
+        child = self.supervisor.start(name, argv, env, PROJECT_ROOT)
+        wait_until(lambda: port_answers(port), child, BOOT_TIMEOUT, f"answer on port {port}")
+        wait_until(lambda: len(children_of(child.pid)) >= 1, child, BOOT_TIMEOUT, "gunicorn workers")
+        return Web(child, port, argv)
+
+    def workers(self, name: str, count: int, env: dict[str, str], redis: Redis) -> list[Child]:
+        """`count` workers as the Procfile starts them, ready once all have registered with RQ."""
+        argv = infra.procfile_command(self.procfile, "worker")
+        before = Worker.count(connection=redis)
+        children = [self.supervisor.start(f"{name}-{i}", argv, env, PROJECT_ROOT) for i in range(count)]
+        wait_until(
+            lambda: Worker.count(connection=redis) >= before + count,
+            children[0],
+            BOOT_TIMEOUT,
+            f"{count} workers registered with RQ",
+        )
+        return children
+
+    def stub(self) -> tuple[Child, int, list[str]]:
+        port = free_port()
+        argv = [sys.executable, "-m", "bench.stub", "--port", str(port), "--api-key", infra.API_KEY]
+        child = self.supervisor.start("stub", argv, infra.process_env({}), PROJECT_ROOT)
+        wait_until(lambda: port_answers(port), child, BOOT_TIMEOUT, f"answer on port {port}")
+        return child, port, argv

@@ -1,0 +1,51 @@
+"""Children are stopped by process group, all of them, and /proc is read correctly."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from bench.procs import CpuMeter, Supervisor, children_of, cpu_seconds, free_port, peak_rss_kb, port_answers
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_stopping_a_child_stops_its_own_children_too(tmp_path: Path) -> None:
+    # Given a child that starts a grandchild (as gunicorn starts its workers)
+    script = "import subprocess, time; subprocess.Popen(['sleep', '30']); time.sleep(30)"
+    with Supervisor(tmp_path) as supervisor:
+        child = supervisor.start("parent", [sys.executable, "-c", script], dict(os.environ), tmp_path)
+        deadline = time.monotonic() + 5
+        while not children_of(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        grandchildren = children_of(child.pid)
+        assert grandchildren
+    # When the supervisor exits, Then both are gone
+    time.sleep(0.05)
+    assert not child.alive()
+    assert not any(_alive(pid) for pid in grandchildren)
+
+
+def test_proc_readings_of_this_process() -> None:
+    assert (peak_rss_kb(os.getpid()) or 0) > 1000
+    assert (cpu_seconds(os.getpid()) or 0) > 0
+    assert peak_rss_kb(2**22 + 1) is None
+
+
+def test_cpu_meter_reports_each_role_and_the_machine() -> None:
+    with CpuMeter({"me": lambda: [os.getpid()]}) as meter:
+        sum(range(200_000))
+    assert set(meter.result) == {"wall_s", "machine_busy", "roles", "other_cores"}
+    assert meter.result["roles"]["me"]["cpu_s"] >= 0
+
+
+def test_free_port_is_free() -> None:
+    assert not port_answers(free_port())

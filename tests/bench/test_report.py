@@ -1,0 +1,144 @@
+"""docs/benchmarks.md from a results dict: targets judged, checks shown, the baseline compared."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from bench import report, verdict
+
+
+def load(ok_per_s: float, p99: float, concurrency: int | None = 16) -> dict[str, Any]:
+    return {
+        "mode": "closed" if concurrency else "open",
+        "concurrency": concurrency,
+        "requests": 100,
+        "ok": 100,
+        "ok_per_s": ok_per_s,
+        "statuses": {"202": 100},
+        "errors": {},
+        "window_s": 1.0,
+        "connections": 4,
+        "max_send_lag_ms": 1.0,
+        "latency_ms": {"count": 100, "mean": 2.0, "p50": 2.0, "p95": 5.0, "p99": p99, "max": p99},
+        "cpu": {"machine_busy": 0.5, "roles": {"web (gunicorn)": {"cpu_s": 1.0, "cores": 1.0}}, "other_cores": 0.0},
+    }
+
+
+def web(ok_per_s: float, p99: float) -> dict[str, Any]:
+    return {
+        "argv": ["gunicorn", "app:app"],
+        "saturation": [load(ok_per_s, p99)],
+        "open_loop": load(200.0, p99, None),
+        "best_ok_per_s": ok_per_s,
+        "memory": {"master_mib": 24.0, "workers_mib": [100.0, 101.0], "total_mib": 225.0},
+        "verify": {"answers_202": 300, "events_stored": 300, "runs_stored": 300, "jobs_queued": 300, "ok": True},
+    }
+
+
+def scenario(latency: int, workflows_per_s: float, overhead_p50: float) -> dict[str, Any]:
+    summary = {"count": 8, "mean": 1.0, "p50": overhead_p50, "p95": 9.0, "p99": 10.0, "max": 11.0}
+    return {
+        "latency_ms": latency,
+        "events": 2,
+        "finished": True,
+        "run_statuses": {"succeeded": 2},
+        "load": load(100.0, 5.0),
+        "workflows_per_s": workflows_per_s,
+        "window_s": 1.0,
+        "drain_workflows_per_s": workflows_per_s,
+        "worker_ms_per_step": 12.0,
+        "overhead_ms": {
+            "in_attempt": summary,
+            "claim_to_record": summary,
+            "hop": summary,
+            "api": summary,
+            "by_step": {"contact": {"in_attempt": summary, "api": summary}},
+        },
+        "verify": {
+            "runs_succeeded": 2,
+            "stub_contacts": 2,
+            "stub_jobs": 2,
+            "stub_constraints": 2,
+            "stub_scheduled": 2,
+            "duplicate_references": 0,
+            "stub_errors": {},
+            "ok": True,
+        },
+        "cpu": {"machine_busy": 0.9, "roles": {"workers (all)": {"cpu_s": 2.0, "cores": 1.5}}, "other_cores": 0.1},
+        "memory": {"web": {"master_mib": 24.0, "workers_mib": [100.0]}, "workers_mib": [90.0, 95.0]},
+    }
+
+
+def results(wf_per_s: float = 160.0) -> dict[str, Any]:
+    return {
+        "date": "2026-11-22 08:00 UTC",
+        "machine": {"cpu": "Xeon", "cores": 2, "ram_gib": 23.5, "kernel": "6.1"},
+        "versions": {"Python": "3.11.7"},
+        "revision": {"commit": "abc1234", "uncommitted_files": 0, "measured": "commit abc1234 (HEAD)"},
+        "config": {
+            "command": "python -m bench",
+            "rate": 200.0,
+            "duration": 30.0,
+            "saturation_seconds": 8.0,
+            "warmup_requests": 200,
+            "events": 2,
+            "workers": 8,
+            "db": "postgresql",
+            "ingest_redis_url": "redis://127.0.0.1:6379/3",
+            "e2e_redis_url": "redis://127.0.0.1:6379/2",
+            "preload": False,
+            "load_concurrency": 16,
+        },
+        "ingest": {"ours": web(300.0, 20.0), "bare": web(1000.0, 5.0), "ratio": 0.3},
+        "e2e": {
+            "stub_argv": ["python", "-m", "bench.stub"],
+            "stub_capacity": load(9000.0, 3.0, 32),
+            "scenarios": [scenario(0, wf_per_s, 4.0), scenario(50, 100.0, 6.0)],
+        },
+        "elapsed_s": 300.0,
+    }
+
+
+def test_targets_are_judged_against_the_issue() -> None:
+    met = {target: ok for target, _measured, ok in verdict.targets(results())}
+    assert met["Ingest ≥ 0.5x the bare endpoint"] is False
+    assert met["Ingest p99 ≤ 25 ms at 200/s"] is True
+    assert met["End to end ≥ 150 workflows/s at 0 ms API latency"] is True
+    assert met["End to end ≥ 150 workflows/s at 50 ms API latency"] is False
+    assert met["Engine overhead ≤ 5 ms median per step (0 ms API)"] is True
+    assert met["Engine overhead ≤ 5 ms median per step (50 ms API)"] is False
+
+
+def test_a_p99_at_another_rate_is_not_judged() -> None:
+    other = results()
+    other["config"]["rate"] = 100.0
+    met = {target: ok for target, _measured, ok in verdict.targets(other)}
+    assert met["Ingest p99 ≤ 25 ms at 200/s"] is None
+
+
+def test_failed_correctness_checks_are_named() -> None:
+    broken = results()
+    broken["e2e"]["scenarios"][1]["verify"]["ok"] = False
+    assert verdict.failed_checks(results()) == []
+    assert [f.split(":")[0] for f in verdict.failed_checks(broken)] == ["end to end at 50 ms"]
+
+
+def test_the_report_compares_with_the_baseline() -> None:
+    before = results(wf_per_s=80.0)
+    text = report.render(results(wf_per_s=160.0), before)
+    assert "| Workflows/s, 0 ms API | wf/s | 80.0 | 160.0 | +100% |" in text
+    assert "commit abc1234" in text and "## 3. Memory" in text
+
+
+def test_without_a_baseline_or_a_profile_the_report_says_how_to_get_them() -> None:
+    text = report.render(results(), None)
+    assert "--save-baseline" in text
+    assert "make bench PROFILE=1" in text
+
+
+def test_rendering_does_not_change_the_results() -> None:
+    data = results()
+    frozen = copy.deepcopy(data)
+    report.render(data, data)
+    assert data == frozen
