@@ -14,6 +14,7 @@ Configuration is a plain dict, read once from the environment (and `.env`) in
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -230,6 +231,8 @@ def main() -> int:
         if migrated != 0:
             say(f"make run: the database migration failed (exit code {migrated}, see above); nothing started.")
             return migrated
+        # Prometheus' multiprocess files belong to one run of the processes: start the counters afresh.
+        shutil.rmtree(ROOT / "instance" / "prometheus", ignore_errors=True)
         print_tour(env, filled, ports, with_sandbox)
         return run_forwarding_signals(honcho_command(bin_dir, with_sandbox), env, ROOT)
     finally:

@@ -8,8 +8,6 @@ this command pushes, so each job reuses the process's DB pool and HTTP client.
 
 from __future__ import annotations
 
-import logging
-
 import click
 from flask.cli import with_appcontext
 
@@ -23,5 +21,4 @@ from engine.worker import run_worker
 @with_appcontext
 def worker(burst: bool, no_reconciler: bool) -> None:
     """Run step jobs (and delayed retries) until stopped."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_worker(current_services(), burst=burst, reconciler=not no_reconciler)

@@ -190,7 +190,11 @@ def send_concurrently(stack: Stack, total: int, threads: int = 8) -> None:
 
 
 def send_range(stack: Stack, numbers: range) -> None:
+    """Like a real sender: a 429 is retried after its Retry-After."""
     with httpx.Client(timeout=30) as client:
         for i in numbers:
             response = stack.post(client, f"bulk-{i}")
+            while response.status_code == 429:
+                time.sleep(float(response.headers.get("Retry-After", "1")))
+                response = stack.post(client, f"bulk-{i}")
             assert response.status_code == 202, response.text

@@ -86,8 +86,7 @@ class ApiClient:
         """
         content = _content(json_body, form, text, self._headers)
         timeout = self._remaining_time()
-        if self._budget is not None:
-            self._budget.acquire()
+        waited = self._budget.acquire() if self._budget is not None else 0.0
         url = f"{self._base_url}{path}"
         started = time.perf_counter()
         sent = json_body if form is None and text is None else (dict(form) if form is not None else text)
@@ -96,6 +95,7 @@ class ApiClient:
             "url": self.scrub(url),  # a secret URL (e.g. a Slack webhook) is itself a credential
             "params": self.scrub(dict(params or {})),
             "body": self.scrub(_loggable(sent)),
+            "waited_ms": round(waited * 1000, 1),  # time spent waiting for the shared request budget
         }
         try:
             response = self._http.request(method, url, params=params, **content, **timeout)

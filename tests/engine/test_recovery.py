@@ -108,7 +108,10 @@ def test_an_overdue_scheduled_retry_is_moved_to_the_queue_when_no_scheduler_does
     services.redis.flushdb()
     services.queue.enqueue(run_id, "contact", 1, at=datetime.now(timezone.utc) + timedelta(seconds=1))
     assert services.queue.queue.count == 0
-    time.sleep(1.5)
+    from rq.registry import ScheduledJobRegistry
+
+    due = ScheduledJobRegistry(queue=services.queue.queue).get_scheduled_time(f"{run_id}-contact-1")
+    time.sleep(max(0.0, (due - datetime.now(timezone.utc)).total_seconds()) + 0.2)  # until it is overdue
     # When the reconciler passes
     report = recovery.reconcile(services)
     # Then the job is on the queue, under its own id, not duplicated
