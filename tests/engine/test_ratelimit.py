@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 
@@ -47,23 +46,24 @@ def test_a_wait_longer_than_allowed_defers_without_taking_a_token(redis: Redis) 
 
 
 def test_concurrent_callers_share_one_budget(redis: Redis) -> None:
-    # Given 6 workers and a budget of 2 at once, then 20/s
+    # Given 6 workers with their own clients, a budget of 2 at once, then 20/s, and a full bucket
     limit = RateLimit(rate=20, burst=2, max_wait=5)
     turns: list[float] = []
 
     def worker() -> None:
         RequestBudget(Redis(connection_pool=redis.connection_pool), "api", "k", limit).acquire()
-        turns.append(time.monotonic())  # when this caller was let through
+        turns.append(time.time())  # when this caller was let through
 
+    started = time.time()
     threads = [threading.Thread(target=worker) for _ in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    # Then, past the burst, callers were let through one slot (1/20 s) apart at least, whenever each arrived
-    queued = sorted(turns)[2:]
-    gaps = [later - earlier for earlier, later in itertools.pairwise(queued)]
-    assert all(gap >= 1 / 20 - 0.01 for gap in gaps), gaps
+    # Then the last caller was let through no sooner than the budget allows: 2 at once, then 4 more
+    # at 20/s. Only a lower bound is asserted: a loaded machine can make callers later, never earlier.
+    # (Redis's TIME and time.time() read the same clock here; 5 ms covers their rounding.)
+    assert max(turns) - started >= 4 / 20 - 0.005, sorted(turn - started for turn in turns)
 
 
 def test_each_credential_has_its_own_budget_and_the_key_never_names_it(redis: Redis) -> None:
