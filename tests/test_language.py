@@ -18,10 +18,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from rq import SimpleWorker
 
-from engine import store
 from engine.recovery import reconcile
 from engine.services import Services
-from tests.conftest import SECRETS, SHIPPED_WORKFLOWS, Drain, Sandbox, post_hook
+from tests.conftest import SECRETS, SHIPPED_WORKFLOWS, Drain, Sandbox, claim, post_hook
 
 TOKEN = {"X-Hook-Token": SECRETS["WEBFORM_TOKEN"]}
 
@@ -208,8 +207,9 @@ def test_a_step_timeout_cuts_a_slow_call_and_the_retry_reconciles(
     use, client: FlaskClient, drain: Drain, sandbox: Sandbox, admin: dict[str, str]
 ) -> None:
     # Given BigChange takes 600 ms to create the contact; the step gives up after 300 ms and retries
-    # no sooner than a second later (by then the slow create has landed)
-    use(ONE_STEP % {"extra": "    timeout: 300ms\n    retry: {initial: 2s}"})
+    # 0.5-1 s later (by then the slow create has landed). max_delay is set too: the suite's default
+    # retry caps delays at 50 ms, which would bring the retry back before the slow create lands.
+    use(ONE_STEP % {"extra": "    timeout: 300ms\n    retry: {initial: 1s, max_delay: 1s}"})
     sandbox.fault("/contacts/create", delay_ms=600, times=1)
     run_id = send(client)
     drain()
@@ -449,9 +449,8 @@ def test_runs_with_the_same_key_run_one_at_a_time_in_arrival_order(
     newer = send(client, "s-2", email="jane@example.com")
     other = send(client, "s-3", email="bob@example.com")
     # The newer run's job exists but cannot start while the older one has not finished
-    with services.db.session() as session:
-        assert store.claim_attempt(session, newer, "first", 1) is None
-        assert store.claim_attempt(session, other, "first", 1) is not None  # another lane proceeds
+    assert claim(services, newer, "first") is None
+    assert claim(services, other, "first") is not None  # another lane proceeds
     drain()
     runs = {r: get_run(client, admin, r) for r in (older, newer)}
     assert {run["status"] for run in runs.values()} == {"succeeded"}
@@ -484,8 +483,7 @@ def test_a_retried_run_waits_for_the_run_now_running_in_its_lane(use, client: Fl
         run.status = "queued"  # as after POST /retry
         session.get(Run, newer).status = "running"
         session.commit()
-    with services.db.session() as session:
-        assert store.claim_attempt(session, older, "first", 1) is None
+    assert claim(services, older, "first") is None
 
 
 def test_a_retried_run_that_fails_again_runs_on_failure_again_and_finishes(
