@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine import ingest, store
+from engine import ingest, ledger, store
 from engine.conductor import RunStatus
 from engine.intake import InboundRequest, Intake
 from engine.models import Event, Run
@@ -157,15 +157,10 @@ def start(
     )
     event.dedupe_key = _dedupe_key(workflow, idempotency_key, event.id)
     run = intake.run_for(loaded, event)
-    with services.db.session() as session:
-        try:
-            store.insert_event(session, event, [run])
-        except store.DuplicateEvent as dup:
-            first = dup.event_id
-        else:
-            first = None
-    if first is not None:  # outside the session above: SQLite allows one writer at a time
-        return _repeat(services, first, workflow, data)
+    try:
+        ledger.insert_event(services.db, event, [run])
+    except store.DuplicateEvent as dup:
+        return _repeat(services, dup.event_id, workflow, data)
     intake.enqueue([run])
     return DirectRun(run, event.id)
 

@@ -27,14 +27,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine import ingest, store
+from engine import ingest, ledger, store
 from engine.conductor import RunStatus, first_step
 from engine.errors import RenderError, StepDeferred, VerificationError
 from engine.ingest import EventKeyError, identify, preset_of
+from engine.ledger import event_view
 from engine.loader import Catalog, LoadedWorkflow
 from engine.models import Event, Run
 from engine.ratelimit import RateLimit, RequestBudget
-from engine.runner import event_context
 from engine.services import Services
 from engine.verify import verify_request
 from schemas.sources import SourceSpec
@@ -62,11 +62,6 @@ class InboundRequest:
     content_type: str | None
     headers: Mapping[str, str]  # lower-cased names
     query: Mapping[str, str]
-
-
-def event_view(event: Event) -> dict[str, Any]:
-    """What `on.if` and `concurrency` see as `event`: the runner's context plus `raw`, the payload as sent."""
-    return {**event_context(event), "raw": event.data if event.raw_data is None else event.raw_data}
 
 
 @dataclass
@@ -221,13 +216,13 @@ class Intake:
         ]
         if not stored:  # e.g. Xero's intent-to-receive: a delivery that carries no event
             return stored
-        with self.services.db.session() as session:
-            if len(stored) == 1 and stored[0].event.status == "accepted":
-                try:
-                    store.insert_event(session, stored[0].event, stored[0].runs)
-                except store.DuplicateEvent as dup:
-                    stored[0].duplicate_of, stored[0].runs = dup.event_id, []
-            else:
+        if len(stored) == 1 and stored[0].event.status == "accepted":
+            try:
+                ledger.insert_event(self.services.db, stored[0].event, stored[0].runs)
+            except store.DuplicateEvent as dup:
+                stored[0].duplicate_of, stored[0].runs = dup.event_id, []
+        else:
+            with self.services.db.session() as session:
                 _insert_batch(session, source_name, stored)
         return stored
 

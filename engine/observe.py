@@ -114,6 +114,22 @@ def _after_commit(session: Session) -> None:
             sink(fact)
 
 
+def publish(engine: Engine, facts: Iterable[Fact]) -> None:
+    """Hand facts written outside the ORM (the runner's Core hot path) to `engine`'s sinks.
+
+    The caller must call this only after its transaction committed, like `_after_commit` does.
+    """
+    sinks = _observers.get(engine, [])
+    for fact in facts:
+        for sink in sinks:
+            sink(fact)
+
+
+def facts_of_new(rows: Iterable[Any]) -> list[Fact]:
+    """What inserting these new (transient) rows tells the sinks: for runs, that they started (or failed at once)."""
+    return _facts(rows, [], {})
+
+
 def _resolved(engine: Any, fact: StepFinished) -> StepFinished:
     """Fill in the run's workflow, event and the step's operation when the writing session did not load the run.
 

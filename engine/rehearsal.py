@@ -28,12 +28,12 @@ from engine.http import CallLog
 from engine.inspect import template_paths
 from engine.intake import EventKeyError, identify
 from engine.invoke import AttemptResult, Invocation, jsonable, perform
+from engine.ledger import event_view
 from engine.loader import Catalog
 from engine.migrate import upgrade
 from engine.models import Event
 from engine.operations import ConnectorContext
 from engine.retry import RetryPolicy
-from engine.runner import event_context
 from engine.services import Services
 from schemas.workflow import StepSpec, WorkflowSpec
 
@@ -163,8 +163,8 @@ class Rehearser:
     def rehearse(self, name: str, body: Any, *, plan: bool = False) -> Rehearsal:
         spec = self.catalog.workflows[name].spec
         event = self._event(spec, body)
-        report = Rehearsal(name, event_context(event), False, "", None)
-        context = {"event": event_context(event), "vars": spec.vars}
+        report = Rehearsal(name, event_view(event), False, "", None)
+        context = {"event": event_view(event), "vars": spec.vars}
         types = spec.on.event_types()
         if types is not None and event.type not in types:
             report.trigger = f"event type {event.type!r} is not one of {types}"
@@ -206,7 +206,7 @@ class Rehearser:
         reports = {step.id: StepReport(step.id, step.uses, "not reached") for step in spec.all_steps}
         report.steps = list(reports.values())
         context: dict[str, Any] = {
-            "event": event_context(event),
+            "event": event_view(event),
             "steps": {},
             "vars": spec.vars,
             "run": {"id": "run_rehearsal", "workflow": spec.name, "error": None, "failed_step": None},

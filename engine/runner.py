@@ -19,28 +19,19 @@ from __future__ import annotations
 import logging
 import random
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from redis.exceptions import RedisError
 from rq.timeouts import JobTimeoutException
-from sqlalchemy import select
 
-from engine import store
-from engine.conductor import (
-    FINISHED_RUN,
-    AttemptStatus,
-    Failure,
-    Next,
-    RunStatus,
-    after_attempt,
-    after_deferral,
-)
+from engine import ledger, observe, store
+from engine.conductor import FINISHED_RUN, AttemptStatus, Failure, Next, RunStatus, after_attempt, after_deferral
 from engine.errors import PermanentStepError, StepDeferred, TransientStepError
 from engine.foreach import run_foreach
 from engine.http import CallLog
 from engine.invoke import AttemptResult, Invocation, jsonable, perform
-from engine.models import Event, Run, StepAttempt
+from engine.models import Run
 from engine.operations import ConnectorContext
 from engine.services import Services, current_services
 from schemas.workflow import WorkflowSpec
@@ -62,22 +53,20 @@ class StepExecution:
         self.calls = CallLog()
 
     def execute(self) -> None:
-        with self.services.db.session() as session:
-            run = store.claim_attempt(session, self.run_id, self.step_id, self.attempt)
-            if run is None:
-                log.info(
-                    "step job %s/%s#%d is stale, claimed, or waiting in its lane; skipping",
-                    self.run_id,
-                    self.step_id,
-                    self.attempt,
-                )
-                return
-            event = session.get(Event, run.event_id)
-            history = store.attempts_of(session, self.run_id)
-        spec = self.services.spec_for(run.workflow_hash, run.definition)
+        services = self.services
+        claimed = ledger.claim(services.db, services.event_views, self.run_id, self.step_id, self.attempt)
+        if claimed is None:
+            log.info(
+                "step job %s/%s#%d is stale, claimed, or waiting in its lane; skipping",
+                self.run_id,
+                self.step_id,
+                self.attempt,
+            )
+            return
+        spec = services.spec_for(claimed.run.workflow_hash, lambda: ledger.definition_of(services.db, self.run_id))
         started = time.perf_counter()
         try:
-            result = self._attempt(spec, run, event, history)
+            result = self._attempt(spec, claimed)
         except StepDeferred as deferred:
             result = AttemptResult(AttemptStatus.DEFERRED, deferred=deferred)
         except JobTimeoutException:
@@ -86,13 +75,13 @@ class StepExecution:
         except Exception as exc:
             # A bug in a handler or the engine: fail this run visibly, then let RQ record the traceback too.
             error = PermanentStepError(f"internal error: {type(exc).__name__}: {exc}")
-            self._finish(spec, AttemptResult(AttemptStatus.FAILED, error=error), started)
+            self._finish(spec, claimed, AttemptResult(AttemptStatus.FAILED, error=error), started)
             raise
-        self._finish(spec, result, started)
+        self._finish(spec, claimed, result, started)
 
-    def _attempt(self, spec: WorkflowSpec, run: Run, event: Event, history: list[StepAttempt]) -> AttemptResult:
-        step = spec.all_steps[run.step_index]
-        mine = [a for a in history if a.step_id == step.id]
+    def _attempt(self, spec: WorkflowSpec, claimed: ledger.Claim) -> AttemptResult:
+        step = spec.all_steps[claimed.run.step_index]
+        mine = [past for past in claimed.history if past.step_id == step.id]
         services = self.services
         connector = ConnectorContext(
             settings=services.settings,
@@ -100,51 +89,52 @@ class StepExecution:
             calls=self.calls,
             redis=services.redis,
             db=services.db,
-            run_id=run.id,
+            run_id=claimed.run.id,
             step_id=step.id,
-            step_started_at=min(a.started_at for a in mine),
+            step_started_at=min(past.started_at for past in mine),
             deadline=time.monotonic() + step.timeout if step.timeout else None,
         )
         invocation = Invocation(
             services,
             step,
-            template_context(spec, run, event, history),
+            template_context(spec, claimed),
             connector,
-            reconcile=any(a.outcome_unknown for a in mine),
+            reconcile=any(past.outcome_unknown for past in mine),
         )
         if step.foreach is None:
             return perform(invocation)
         return run_foreach(invocation, self.attempt)
 
-    def _finish(self, spec: WorkflowSpec, result: AttemptResult, started: float) -> None:
-        now = store.utcnow()
-        with self.services.db.session() as session:
-            run = session.get(Run, self.run_id, with_for_update=True)
-            attempt = session.scalars(
-                select(StepAttempt).filter_by(run_id=self.run_id, step_id=self.step_id, attempt=self.attempt)
-            ).one()
-            _record(attempt, result, self.calls, now, started)
-            nxt = None
-            if run.status == RunStatus.RUNNING.value and run.current_step == self.step_id:
-                nxt = self._next(spec, run, result)
-                nxt = store.apply_next(session, run, nxt, now)
-            session.commit()
-        if nxt is not None:
-            enqueue_next(self.services, self.run_id, nxt, run.due_at)
-            if nxt.status in FINISHED_RUN and run.concurrency_key:
-                wake_lane(self.services, run.concurrency_key)
+    def _finish(self, spec: WorkflowSpec, claimed: ledger.Claim, result: AttemptResult, started: float) -> None:
+        seconds = time.perf_counter() - started
+        nxt = ledger.numbered(self._next(spec, claimed.run, result), claimed.history)
+        outcome = _outcome(result, self.calls, seconds)
+        moved = ledger.record(self.services.db, claimed, self.step_id, self.attempt, outcome, nxt)
+        observe.publish(
+            self.services.db.engine, _facts(spec, claimed, self.step_id, self.attempt, outcome, nxt if moved else None)
+        )
+        if not moved:
+            return  # cancelled (or otherwise moved) while this attempt ran: its result is recorded, nothing more
+        due_at = run_due_at(nxt)
+        enqueue_next(self.services, self.run_id, nxt, due_at)
+        if nxt.status in FINISHED_RUN and claimed.run.concurrency_key:
+            wake_lane(self.services, claimed.run.concurrency_key)
 
-    def _next(self, spec: WorkflowSpec, run: Run, result: AttemptResult) -> Next:
-        failure = failure_of(run)
+    def _next(self, spec: WorkflowSpec, run: ledger.ClaimedRun, result: AttemptResult) -> Next:
         if result.deferred is not None:
             delay = result.deferred.delay
             if result.deferred.jitter:  # spread throttled steps so they do not all come back at once
                 delay *= 1 + random.random() / 2
-            return after_deferral(spec, run.step_index, self.attempt, run.budget_start, delay, failure)
+            return after_deferral(spec, run.step_index, self.attempt, run.budget_start, delay, run.failure)
         policy = self.services.default_retry.merged_with(spec.all_steps[run.step_index].retry)
         return after_attempt(
-            spec, run.step_index, self.attempt, run.budget_start, result.error, policy, failure=failure
+            spec, run.step_index, self.attempt, run.budget_start, result.error, policy, failure=run.failure
         )
+
+
+def run_due_at(nxt: Next) -> datetime | None:
+    """When the next step job is due (None: at once)."""
+    return datetime.fromtimestamp(time.time() + nxt.delay, timezone.utc) if nxt.delay else None
 
 
 def failure_of(run: Run) -> Failure | None:
@@ -178,45 +168,69 @@ def wake_lane(services: Services, key: str) -> None:
         log.warning("could not wake run %s in its lane (%s); the reconciler will", waiting.id, exc)
 
 
-def template_context(spec: WorkflowSpec, run: Run, event: Event, history: list[StepAttempt]) -> dict[str, Any]:
+def template_context(spec: WorkflowSpec, claimed: ledger.Claim) -> dict[str, Any]:
     """What `{{ … }}` may read in a step: event, steps.<id>.output/.status, vars, run."""
     steps: dict[str, dict[str, Any]] = {}
-    for attempt in history:  # ordered by step, then attempt: the last one of each step wins
-        if attempt.status not in (AttemptStatus.STARTED.value, AttemptStatus.DEFERRED.value):
-            steps[attempt.step_id] = {"output": attempt.output, "status": attempt.status}
+    for past in claimed.history:  # ordered by step, then attempt: the last one of each step wins
+        if past.status not in (AttemptStatus.STARTED.value, AttemptStatus.DEFERRED.value):
+            steps[past.step_id] = {"output": past.output, "status": past.status}
+    run = claimed.run
     return {
-        "event": event_context(event),
+        "event": claimed.event,
         "steps": steps,
         "vars": spec.vars,
-        "run": {"id": run.id, "workflow": run.workflow, "error": run.failure, "failed_step": run.failed_step},
+        "run": {
+            "id": run.id,
+            "workflow": run.workflow,
+            "error": run.failure.message if run.failure else None,
+            "failed_step": run.failure.step_id if run.failure else None,
+        },
     }
 
 
-def event_context(event: Event) -> dict[str, Any]:
+def _outcome(result: AttemptResult, calls: CallLog, seconds: float) -> dict[str, Any]:
+    """The attempt row's columns for how it ended."""
+    error, deferred = result.error, result.deferred
+    message = error.message if error else (f"deferred: {deferred.reason}" if deferred else None)
     return {
-        "id": event.id,
-        "key": event.dedupe_key,
-        "source": event.source,
-        "type": event.type,
-        "received_at": event.received_at.isoformat(),
-        "data": event.data,
-        "raw": event.data if event.raw_data is None else event.raw_data,  # the sender's payload as sent (presets)
-        "headers": event.headers,
-        "query": event.query,
+        "status": result.status.value,
+        "input": result.input,
+        "output": jsonable(result.output) if result.output is not None else None,
+        "calls": jsonable(calls.calls),
+        "reconciled": result.reconciled,
+        "duration_ms": round(seconds * 1000, 2),
+        "error_class": error.kind if error else None,
+        "error_message": message,
+        "outcome_unknown": bool(error and error.outcome_unknown),
     }
 
 
-def _record(attempt: StepAttempt, result: AttemptResult, calls: CallLog, now: datetime, started: float) -> None:
-    attempt.status = result.status.value
-    attempt.input = result.input
-    attempt.output = jsonable(result.output) if result.output is not None else None
-    attempt.calls = jsonable(calls.calls)
-    attempt.reconciled = result.reconciled
-    attempt.finished_at = now
-    attempt.duration_ms = round((time.perf_counter() - started) * 1000, 2)
-    if result.error is not None:
-        attempt.error_class = result.error.kind
-        attempt.error_message = result.error.message
-        attempt.outcome_unknown = result.error.outcome_unknown
-    if result.deferred is not None:
-        attempt.error_message = f"deferred: {result.deferred.reason}"
+def _facts(
+    spec: WorkflowSpec, claimed: ledger.Claim, step_id: str, attempt: int, outcome: dict[str, Any], nxt: Next | None
+) -> list[observe.Fact]:
+    """What metrics, logs and the failure notifier learn from this attempt (published after its commit)."""
+    run = claimed.run
+    calls = outcome["calls"] or []
+    facts: list[observe.Fact] = [
+        observe.StepFinished(
+            run_id=run.id,
+            event_id=run.event_id,
+            workflow=run.workflow,
+            step=step_id,
+            operation=spec.all_steps[run.step_index].uses,
+            attempt=attempt,
+            status=outcome["status"],
+            duration_ms=outcome["duration_ms"],
+            error=outcome["error_message"],
+            http_statuses=[call.get("status") for call in calls],
+            budget_waits=[call["waited_ms"] / 1000 for call in calls if call.get("waited_ms")],
+            retry_scheduled=nxt is not None and nxt.step_id == step_id and outcome["status"] == "failed",
+        )
+    ]
+    if nxt is not None and nxt.status in FINISHED_RUN:
+        failed_step = nxt.step_id if nxt.status == RunStatus.FAILED else None
+        duration = round((store.utcnow() - run.started_at).total_seconds() * 1000, 1)
+        facts.append(
+            observe.RunFinished(run.id, run.event_id, run.workflow, nxt.status.value, nxt.error, failed_step, duration)
+        )
+    return facts

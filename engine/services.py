@@ -9,7 +9,7 @@ which keeps gunicorn's fork-after-import safe.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -17,6 +17,7 @@ from flask import current_app
 from redis import Redis
 
 from engine.db import Database
+from engine.ledger import EventViews
 from engine.loader import CatalogCache
 from engine.operations import OperationRegistry
 from engine.queue import StepQueue
@@ -47,6 +48,7 @@ class Services:
         self._http: httpx.Client | None = None
         self._http_lock = threading.Lock()
         self._specs: dict[str, WorkflowSpec] = {}
+        self.event_views = EventViews()
 
     @property
     def http(self) -> httpx.Client:
@@ -61,11 +63,15 @@ class Services:
                     )
         return self._http
 
-    def spec_for(self, definition_hash: str, definition: dict[str, Any]) -> WorkflowSpec:
-        """The pinned workflow a run started with, parsed once per process."""
+    def spec_for(self, definition_hash: str, definition: dict[str, Any] | Callable[[], dict[str, Any]]) -> WorkflowSpec:
+        """The pinned workflow a run started with, parsed once per process.
+
+        `definition` may be a loader: the hot path reads the (large) definition only on a miss.
+        """
         spec = self._specs.get(definition_hash)
         if spec is None:
-            spec = self._specs[definition_hash] = WorkflowSpec.model_validate(definition)
+            loaded = definition() if callable(definition) else definition
+            spec = self._specs[definition_hash] = WorkflowSpec.model_validate(loaded)
         return spec
 
     def close(self) -> None:

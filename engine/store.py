@@ -1,22 +1,21 @@
-"""Ledger operations: every read and write of events, runs and attempts goes through here.
+"""Ledger operations through the ORM: everything but the hot paths (those are in engine.ledger).
 
-Callers own the session and the commit, so one unit of work (e.g. "the event
-and its runs") is always one transaction.
+Callers own the session and the commit, so one unit of work (e.g. "a batch of
+events and their runs") is always one transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy import ColumnElement, exists, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 from ulid import ULID
 
-from engine.conductor import ACTIVE_RUN, AttemptStatus, Next, RunStatus, check_transition
-from engine.models import Event, Run, StepAttempt, StepItem
+from engine.conductor import ACTIVE_RUN, Next, RunStatus, check_transition
+from engine.models import Run, StepAttempt, StepItem
 
 
 def utcnow() -> datetime:
@@ -36,65 +35,6 @@ class DuplicateEvent(Exception):
         self.event_id = event_id
 
 
-def insert_event(session: Session, event: Event, runs: Sequence[Run]) -> None:
-    """Commit an event with its runs atomically.
-
-    The unique (source, dedupe_key) constraint decides duplicates, so concurrent
-    deliveries of one event race safely: exactly one insert wins.
-
-    Raises:
-        DuplicateEvent: the key was already taken.
-    """
-    session.add(event)
-    session.add_all(runs)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        original = session.scalar(
-            select(Event.id).where(Event.source == event.source, Event.dedupe_key == event.dedupe_key)
-        )
-        if original is None:  # the constraint that failed was not the dedupe key
-            raise
-        raise DuplicateEvent(original) from None
-
-
-def claim_attempt(session: Session, run_id: str, step_id: str, attempt: int) -> Run | None:
-    """Record that this attempt has started, if it is the one the run is waiting for.
-
-    Returns the run, or None when the job is stale or a duplicate delivery (the
-    run moved on, finished, or another worker already claimed this attempt).
-    """
-    run = session.get(Run, run_id, with_for_update=True)
-    if run is None or run.status not in ACTIVE_RUN or run.current_step != step_id or run.attempt != attempt:
-        session.rollback()
-        return None
-    if run.status == RunStatus.QUEUED.value and run.concurrency_key and not _lane_is_free(session, run):
-        session.rollback()  # it waits in its lane; the run ahead enqueues it when it finishes
-        return None
-    now = utcnow()
-    check_transition(run.status, RunStatus.RUNNING)
-    run.status = RunStatus.RUNNING.value
-    run.started_at = run.started_at or now
-    run.updated_at = now
-    session.add(
-        StepAttempt(
-            run_id=run_id,
-            step_id=step_id,
-            step_index=run.step_index,
-            attempt=attempt,
-            status=AttemptStatus.STARTED.value,
-            started_at=now,
-        )
-    )
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        return None
-    return run
-
-
 def blocked_in_lane() -> ColumnElement[bool]:
     """True for a queued run that must wait: a run of its lane is running, or an older one is waiting.
 
@@ -110,10 +50,6 @@ def blocked_in_lane() -> ColumnElement[bool]:
         ahead.id != Run.id,
         (ahead.status == RunStatus.RUNNING.value) | ((ahead.status == RunStatus.QUEUED.value) & older),
     )
-
-
-def _lane_is_free(session: Session, run: Run) -> bool:
-    return session.scalar(select(Run.id).where(Run.id == run.id, blocked_in_lane())) is None
 
 
 def next_in_lane(session: Session, key: str) -> Run | None:
@@ -154,24 +90,29 @@ def apply_next(session: Session, run: Run, nxt: Next, now: datetime) -> Next:
         if last is not None:
             nxt = replace(nxt, attempt=last + 1, budget_start=last + 1)
     check_transition(run.status, nxt.status)
-    run.status = nxt.status.value
-    run.current_step = nxt.step_id
-    run.step_index = nxt.step_index
-    run.attempt = nxt.attempt
-    run.budget_start = nxt.budget_start
-    run.updated_at = now
-    run.error = nxt.error
-    failure = nxt.failure
-    run.failure, run.failed_step, run.failed_attempt = (
-        (failure.message, failure.step_id, failure.attempt) if failure else (None, None, None)
-    )
-    if nxt.status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
-        run.due_at = None
-        run.finished_at = now
-    else:
-        run.finished_at = None
-        run.due_at = datetime.fromtimestamp(now.timestamp() + nxt.delay, timezone.utc)
+    for column, value in run_values(nxt, now).items():
+        setattr(run, column, value)
     return nxt
+
+
+def run_values(nxt: Next, now: datetime) -> dict[str, Any]:
+    """A run's columns for the state the conductor decided (the ORM and the hot Core path both use it)."""
+    failure = nxt.failure
+    finished = nxt.status in (RunStatus.SUCCEEDED, RunStatus.FAILED)
+    return {
+        "status": nxt.status.value,
+        "current_step": nxt.step_id,
+        "step_index": nxt.step_index,
+        "attempt": nxt.attempt,
+        "budget_start": nxt.budget_start,
+        "updated_at": now,
+        "error": nxt.error,
+        "failure": failure.message if failure else None,
+        "failed_step": failure.step_id if failure else None,
+        "failed_attempt": failure.attempt if failure else None,
+        "due_at": None if finished else datetime.fromtimestamp(now.timestamp() + nxt.delay, timezone.utc),
+        "finished_at": now if finished else None,
+    }
 
 
 def idle_active_runs(session: Session, idle_since: datetime, limit: int) -> list[Run]:

@@ -30,6 +30,7 @@ from rq.registry import ScheduledJobRegistry
 
 from app import create_app
 from bootstrap.embedded_redis import EmbeddedRedis, redis_answers
+from engine import ledger
 from engine.migrate import upgrade
 from engine.services import EXTENSION, Services
 from sandbox import mounts
@@ -271,6 +272,11 @@ def drain(app: Flask, services: Services) -> Drain:
         raise AssertionError(f"queue did not drain within {timeout}s")
 
     return run
+
+
+def claim(services: Services, run_id: str, step_id: str, attempt: int = 1) -> ledger.Claim | None:
+    """Claim a step attempt the way a worker does before it calls anything (to stage a lost worker)."""
+    return ledger.claim(services.db, services.event_views, run_id, step_id, attempt)
 
 
 def post_hook(client: FlaskClient, source: str, body: bytes, **headers: str) -> Any:

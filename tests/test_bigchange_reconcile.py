@@ -17,11 +17,10 @@ import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
-from engine import store
 from engine.models import StepAttempt
 from engine.recovery import reconcile
 from engine.services import Services
-from tests.conftest import SANDBOX_KEY, SECRETS, SHIPPED_WORKFLOWS, Drain, Sandbox, post_hook
+from tests.conftest import SANDBOX_KEY, SECRETS, SHIPPED_WORKFLOWS, Drain, Sandbox, claim, post_hook
 from tests.test_pipeline import get_run, step
 
 WORKFLOWS = {
@@ -90,8 +89,7 @@ def submit(client: FlaskClient, submission: str, **data: Any) -> dict[str, Any]:
 def lose_the_worker(services: Services, run_id: str, step_id: str, act: Any) -> None:
     """A worker claims the step, makes the call (`act`), and dies before recording anything."""
     services.redis.flushdb()
-    with services.db.session() as session:
-        assert store.claim_attempt(session, run_id, step_id, 1) is not None
+    assert claim(services, run_id, step_id) is not None
     act()
     with services.db.session() as session:
         attempt = session.scalars(sa.select(StepAttempt).filter_by(run_id=run_id, step_id=step_id)).one()

@@ -18,13 +18,12 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from engine import store
 from engine.models import Run, StepAttempt
 from engine.recovery import reconcile
 from engine.runner import run_step
 from engine.services import Services
 from engine.verify import sign_hmac
-from tests.conftest import SECRETS, Drain, Sandbox, post_hook
+from tests.conftest import SECRETS, Drain, Sandbox, claim, post_hook
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 TOKEN = {"X-Hook-Token": SECRETS["WEBFORM_TOKEN"]}
@@ -293,8 +292,7 @@ def test_a_worker_lost_mid_create_is_recovered_by_natural_key(
     accepted = submit(client)
     run_id = accepted["runs"][0]
     services.redis.flushdb()
-    with services.db.session() as session:
-        assert store.claim_attempt(session, run_id, "contact", 1) is not None
+    assert claim(services, run_id, "contact") is not None
     sandbox.control.post(
         "/contacts/create",
         json={"name": "Mrs Jane Jones", "reference": f"WEB-{accepted['event_id']}"},

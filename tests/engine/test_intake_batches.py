@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from engine import store
+from engine import ledger, store
 from engine.intake import Stored, insert_new
 from engine.models import Event
 from engine.services import Services
@@ -33,8 +33,7 @@ def stored_keys(services: Services) -> list[str | None]:
 def test_a_key_taken_after_the_lookup_makes_only_that_event_a_duplicate(services: Services) -> None:
     # Given another transaction stored key "b" after this batch looked its keys up (known = {})
     first = event("b")
-    with services.db.session() as session:
-        store.insert_event(session, first, [])
+    ledger.insert_event(services.db, first, [])
     batch = [Stored(event("a")), Stored(event("b")), Stored(event(None)), Stored(event("c"))]
     # When the batch is inserted
     with services.db.session() as session:
@@ -47,7 +46,6 @@ def test_a_key_taken_after_the_lookup_makes_only_that_event_a_duplicate(services
 
 def test_another_constraint_failing_is_not_taken_for_a_duplicate(services: Services) -> None:
     taken = event("x")
-    with services.db.session() as session:
-        store.insert_event(session, taken, [])
+    ledger.insert_event(services.db, taken, [])
     with services.db.session() as session, pytest.raises(IntegrityError):
         insert_new(session, "quickbooks", [Stored(event("y", event_id=taken.id))], {})

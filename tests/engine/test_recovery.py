@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
 
-from engine import recovery, store
+from engine import recovery
 from engine.models import StepAttempt
 from engine.services import Services
-from tests.conftest import SECRETS, post_hook
+from tests.conftest import SECRETS, claim, post_hook
 
 EXAMPLE = json.loads((Path(__file__).parents[2] / "examples" / "web-enquiry.json").read_text())
 
@@ -40,8 +40,7 @@ def test_an_attempt_still_within_its_time_is_left_alone(client: FlaskClient, ser
     # Given a worker is (apparently) busy with the first step right now
     (run_id,) = submit(client, 1)
     services.redis.flushdb()
-    with services.db.session() as session:
-        assert store.claim_attempt(session, run_id, "contact", 1) is not None
+    assert claim(services, run_id, "contact") is not None
     # When the reconciler passes
     report = recovery.reconcile(services)
     # Then it neither fails the attempt nor enqueues a second copy of the step

@@ -1,4 +1,4 @@
-"""The ledger on SQLite and PostgreSQL: atomic intake, dedupe by constraint, attempt claims, migrations."""
+"""The ledger on SQLite and PostgreSQL: atomic intake, dedupe by constraint, attempt claims and records, migrations."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from engine import store
+from engine import ledger, store
+from engine.conductor import Next, RunStatus
 from engine.db import Database
 from engine.models import Base, Event, Run, StepAttempt
 
@@ -67,8 +68,7 @@ def test_migrations_produce_exactly_the_models(any_db_url: str) -> None:
 def test_an_event_and_its_runs_are_stored_in_one_commit(db: Database) -> None:
     event = make_event()
     run = make_run(event)
-    with db.session() as session:
-        store.insert_event(session, event, [run])
+    ledger.insert_event(db, event, [run])
     with db.session() as session:
         stored = session.get(Event, event.id)
         assert stored.data == {"name": "Jane", "nested": {"n": [1, 2]}}
@@ -79,8 +79,7 @@ def test_an_event_and_its_runs_are_stored_in_one_commit(db: Database) -> None:
 def test_datetimes_come_back_timezone_aware_utc(db: Database) -> None:
     event = make_event()
     event.received_at = datetime(2026, 11, 22, 9, 30, tzinfo=timezone(timedelta(hours=2)))
-    with db.session() as session:
-        store.insert_event(session, event, [])
+    ledger.insert_event(db, event, [])
     with db.session() as session:
         assert session.get(Event, event.id).received_at == datetime(2026, 11, 22, 7, 30, tzinfo=timezone.utc)
 
@@ -94,11 +93,10 @@ def test_naive_datetimes_are_refused() -> None:
 
 def test_a_duplicate_key_names_the_original_and_stores_no_runs(db: Database) -> None:
     first = make_event("same")
-    with db.session() as session:
-        store.insert_event(session, first, [make_run(first)])
+    ledger.insert_event(db, first, [make_run(first)])
     second = make_event("same")
-    with db.session() as session, pytest.raises(store.DuplicateEvent) as raised:
-        store.insert_event(session, second, [make_run(second)])
+    with pytest.raises(store.DuplicateEvent) as raised:
+        ledger.insert_event(db, second, [make_run(second)])
     assert raised.value.event_id == first.id
     with db.session() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Run)) == 1
@@ -113,12 +111,11 @@ def test_concurrent_duplicates_are_decided_by_the_constraint(db: Database) -> No
     def deliver() -> None:
         event = make_event("raced")
         barrier.wait()
-        with db.session() as session:
-            try:
-                store.insert_event(session, event, [make_run(event)])
-                outcomes.append("stored")
-            except store.DuplicateEvent:
-                outcomes.append("duplicate")
+        try:
+            ledger.insert_event(db, event, [make_run(event)])
+            outcomes.append("stored")
+        except store.DuplicateEvent:
+            outcomes.append("duplicate")
 
     threads = [threading.Thread(target=deliver) for _ in range(8)]
     for thread in threads:
@@ -132,28 +129,46 @@ def test_concurrent_duplicates_are_decided_by_the_constraint(db: Database) -> No
 
 
 def test_rejected_events_without_a_key_never_collide(db: Database) -> None:
-    with db.session() as session:
-        for _ in range(3):
-            store.insert_event(session, make_event(key=None, status="rejected"), [])
+    for _ in range(3):
+        ledger.insert_event(db, make_event(key=None, status="rejected"), [])
     with db.session() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(Event)) == 3
+
+
+def claim(db: Database, run: Run, step: str = "contact", attempt: int = 1) -> ledger.Claim | None:
+    return ledger.claim(db, ledger.EventViews(), run.id, step, attempt)
+
+
+OUTCOME = {
+    "status": "succeeded",
+    "input": {"name": "Jane"},
+    "output": {"id": 7},
+    "calls": [],
+    "reconciled": False,
+    "duration_ms": 1.5,
+    "error_class": None,
+    "error_message": None,
+    "outcome_unknown": False,
+}
 
 
 class TestClaims:
     def stored_run(self, db: Database, status: str = "queued") -> Run:
         event = make_event()
         run = make_run(event, status=status)
-        with db.session() as session:
-            store.insert_event(session, event, [run])
+        ledger.insert_event(db, event, [run])
         return run
 
     def test_the_awaited_attempt_is_claimed_once(self, db: Database) -> None:
         run = self.stored_run(db)
+        claimed = claim(db, run)
+        assert claimed is not None
+        assert claimed.run.id == run.id and claimed.event["data"] == {"name": "Jane", "nested": {"n": [1, 2]}}
+        assert [(past.step_id, past.attempt, past.status) for past in claimed.history] == [("contact", 1, "started")]
+        assert claim(db, run) is None
         with db.session() as session:
-            claimed = store.claim_attempt(session, run.id, "contact", 1)
-        assert claimed is not None and claimed.status == "running" and claimed.started_at is not None
-        with db.session() as session:
-            assert store.claim_attempt(session, run.id, "contact", 1) is None
+            stored = session.get(Run, run.id)
+            assert stored.status == "running" and stored.started_at is not None
             (attempt,) = store.attempts_of(session, run.id)
             assert (attempt.step_id, attempt.attempt, attempt.status) == ("contact", 1, "started")
 
@@ -162,14 +177,13 @@ class TestClaims:
         self, db: Database, step: str, attempt: int
     ) -> None:
         run = self.stored_run(db)
-        with db.session() as session:
-            assert store.claim_attempt(session, run.id, step, attempt) is None
+        assert claim(db, run, step, attempt) is None
 
     @pytest.mark.parametrize("status", ["succeeded", "failed", "cancelled"])
     def test_a_finished_run_claims_nothing(self, db: Database, status: str) -> None:
         run = self.stored_run(db, status=status)
+        assert claim(db, run) is None
         with db.session() as session:
-            assert store.claim_attempt(session, run.id, "contact", 1) is None
             assert store.attempts_of(session, run.id) == []
 
     def test_racing_claims_let_exactly_one_worker_through(self, db: Database) -> None:
@@ -177,12 +191,11 @@ class TestClaims:
         wins: list[bool] = []
         barrier = threading.Barrier(6)
 
-        def claim() -> None:
+        def race() -> None:
             barrier.wait()
-            with db.session() as session:
-                wins.append(store.claim_attempt(session, run.id, "contact", 1) is not None)
+            wins.append(claim(db, run) is not None)
 
-        threads = [threading.Thread(target=claim) for _ in range(6)]
+        threads = [threading.Thread(target=race) for _ in range(6)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -192,13 +205,44 @@ class TestClaims:
             assert session.scalar(sa.select(sa.func.count()).select_from(StepAttempt)) == 1
 
 
+class TestRecords:
+    def claimed(self, db: Database) -> ledger.Claim:
+        event = make_event()
+        run = make_run(event)
+        ledger.insert_event(db, event, [run])
+        claimed = claim(db, run)
+        assert claimed is not None
+        return claimed
+
+    def test_the_outcome_and_the_next_state_are_written_together(self, db: Database) -> None:
+        claimed = self.claimed(db)
+        done = Next(RunStatus.SUCCEEDED, None, 1, 1, 1)
+        assert ledger.record(db, claimed, "contact", 1, OUTCOME, done) is True
+        with db.session() as session:
+            run = session.get(Run, claimed.run.id)
+            assert (run.status, run.current_step, run.finished_at is not None) == ("succeeded", None, True)
+            (attempt,) = store.attempts_of(session, run.id)
+            assert (attempt.status, attempt.output, attempt.finished_at is not None) == ("succeeded", {"id": 7}, True)
+
+    def test_a_run_cancelled_meanwhile_keeps_its_cancel_but_the_outcome_is_kept(self, db: Database) -> None:
+        claimed = self.claimed(db)
+        with db.session() as session:
+            session.get(Run, claimed.run.id).status = "cancelled"
+            session.commit()
+        done = Next(RunStatus.SUCCEEDED, None, 1, 1, 1)
+        assert ledger.record(db, claimed, "contact", 1, OUTCOME, done) is False
+        with db.session() as session:
+            assert session.get(Run, claimed.run.id).status == "cancelled"
+            (attempt,) = store.attempts_of(session, claimed.run.id)
+            assert attempt.status == "succeeded"
+
+
 def test_idle_active_runs_are_oldest_first_and_exclude_finished(db: Database) -> None:
     event = make_event()
     old, recent, done = make_run(event), make_run(event), make_run(event, status="succeeded")
     now = store.utcnow()
     old.updated_at, recent.updated_at, done.updated_at = now - timedelta(minutes=5), now, now - timedelta(hours=1)
-    with db.session() as session:
-        store.insert_event(session, event, [recent, old, done])
+    ledger.insert_event(db, event, [recent, old, done])
     with db.session() as session:
         idle = store.idle_active_runs(session, now - timedelta(minutes=1), limit=10)
     assert [run.id for run in idle] == [old.id]
