@@ -9,9 +9,14 @@ and `register_control_routes` to expose:
 
     POST   {prefix}/faults    add a fault (body: `FaultSpec`), 201 with its id
     GET    {prefix}/faults    pending faults and their remaining occurrences
-    DELETE {prefix}/faults    drop them all
+    DELETE {prefix}/faults    drop them all, and let go of any request a delay is holding
     GET    {prefix}/latency   current base latency
     POST   {prefix}/latency   {"ms": n} base latency added to every API call; 0 disables
+
+A fault's `delay_ms` holds the request where the fault acts: a `when="before"`
+fault before the request is processed (nothing has changed yet), a `when="after"`
+fault after it (the change is made, only the answer is late or lost), which is
+the window a "worker killed after the API call" drill needs.
 
 Control routes need no API key: they are the operator's side of the simulator.
 """
@@ -46,10 +51,10 @@ class FaultSpec(BaseModel):
     times: int = Field(default=1, ge=1, description="How many matching requests to affect")
     body: dict[str, Any] | list[Any] | None = None
     retry_after: int | None = Field(default=None, ge=0, description="Seconds, sent as Retry-After")
-    delay_ms: int = Field(default=0, ge=0)
+    delay_ms: int = Field(default=0, ge=0, description="Hold the request this long, where `when` says")
     when: Literal["before", "after"] = Field(
         default="before",
-        description='"before": answer without touching state; "after": process, then answer the fault',
+        description='"before": delay, then answer without touching state; "after": process, delay, then answer',
     )
 
     @field_validator("path")
@@ -92,6 +97,8 @@ class FaultPlan:
         self._ids = itertools.count(1)
         self._pending: list[tuple[Fault, int]] = []
         self._latency_ms = 0
+        # Set (and replaced) by clear()/reset(): wakes every request a fault's delay is holding.
+        self._release = threading.Event()
         self.default_bodies = default_bodies
 
     def add(self, spec: FaultSpec) -> Fault:
@@ -117,8 +124,19 @@ class FaultPlan:
             return [fault.model_dump() | {"remaining": left} for fault, left in self._pending]
 
     def clear(self) -> None:
+        """Drop every pending fault and let go of held requests (a test need not wait out a long delay)."""
         with self._lock:
             self._pending.clear()
+            self._let_go()
+
+    def release_signal(self) -> threading.Event:
+        """What the next clear()/reset() sets; take it before `take()` so no clear can slip between them."""
+        with self._lock:
+            return self._release
+
+    def _let_go(self) -> None:
+        self._release.set()
+        self._release = threading.Event()
 
     @property
     def latency_ms(self) -> int:
@@ -135,6 +153,7 @@ class FaultPlan:
         with self._lock:
             self._pending.clear()
             self._latency_ms = 0
+            self._let_go()
 
     def response_for(self, fault: Fault) -> Response:
         status = fault.status if fault.status is not None else 500
@@ -153,35 +172,42 @@ class FaultPlan:
 
 
 def inject_before(plan: FaultPlan) -> Response | None:
-    """Call from `before_request` for API paths: sleeps, then maybe answers the fault.
+    """Call from `before_request` for API paths: base latency, then a `when="before"` fault.
 
     Returns:
         The fault response when a `when="before"` fault with a status matched (the
-        request is then never processed), else None.
+        request is then never processed), else None. A `when="after"` fault is only
+        remembered here: its delay and answer come in `inject_after`.
     """
     base_ms = plan.latency_ms
     if base_ms:
         time.sleep(base_ms / 1000)
+    g.sandbox_release = plan.release_signal()
     fault = plan.take(request.method, request.path)
     g.sandbox_fault = fault
-    if fault is None:
+    if fault is None or fault.when == "after":
         return None
-    if fault.delay_ms:
-        time.sleep(fault.delay_ms / 1000)
-    if fault.when == "before" and fault.status is not None:
-        return plan.response_for(fault)
-    return None
+    _hold(fault)
+    return plan.response_for(fault) if fault.status is not None else None
 
 
 def inject_after(plan: FaultPlan, response: Response) -> Response:
-    """Call from `after_request`: swaps in the fault for `when="after"` faults.
+    """Call from `after_request`: the delay and answer of a `when="after"` fault.
 
-    The request has been processed, so state changed; only the answer is lost.
+    The request has been processed, so state changed; the answer is held for the
+    fault's delay, then replaced by the fault's status if it has one (lost).
     """
     fault: Fault | None = g.pop("sandbox_fault", None)
-    if fault is not None and fault.when == "after" and fault.status is not None:
-        return plan.response_for(fault)
-    return response
+    if fault is None or fault.when != "after":
+        return response
+    _hold(fault)
+    return plan.response_for(fault) if fault.status is not None else response
+
+
+def _hold(fault: Fault) -> None:
+    """Hold this request for the fault's delay, or until the plan is cleared or reset."""
+    if fault.delay_ms:
+        g.sandbox_release.wait(fault.delay_ms / 1000)
 
 
 class _LatencyIn(BaseModel):
