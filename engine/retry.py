@@ -4,6 +4,14 @@ Retries are scheduled by the queue and recorded in the ledger, never slept in
 a worker. The delay is exponential with "equal jitter" (between half and all
 of the nominal delay) so a burst of failures does not retry in lockstep, and a
 server's Retry-After is honoured as a minimum.
+
+The default budget is sized by the outage it must ride out, not by a count:
+8 attempts from 2 s wait 2+4+…+128 s nominal between them, so a step gives up
+only after its API has failed for at least 127 s (jitter at its lowest) and
+typically about 4 minutes. An API restart or a failover of a minute or two
+therefore never fails a run; 5 attempts (15-30 s) did. Connect errors count
+like any other transient failure: a real outage is as often a 502/503 from a
+load balancer as a refused connection, and one budget covers both.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ MAX_RETRY_AFTER = 3600.0
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 5
+    max_attempts: int = 8
     backoff: str = "exponential"
     initial: float = 2.0
     max_delay: float = 600.0
@@ -52,3 +60,15 @@ def compute_backoff(
     if retry_after is not None:
         delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
     return delay
+
+
+def retry_window(policy: RetryPolicy) -> tuple[float, float]:
+    """Seconds from a step's first failure to its last attempt, at the lowest and highest jitter.
+
+    An outage shorter than the first figure never exhausts the budget (without
+    Retry-After, which only lengthens the waits).
+    """
+    failures = range(1, policy.max_attempts)
+    shortest = sum(compute_backoff(policy, n, rand=lambda: 0.0) for n in failures)
+    longest = sum(compute_backoff(policy, n, rand=lambda: 1.0) for n in failures)
+    return shortest, longest

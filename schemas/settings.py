@@ -77,7 +77,9 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(30.0, gt=0, description="Per-call timeout for external APIs.")
     step_job_timeout_seconds: int = Field(300, ge=10, description="Hard limit RQ puts on one step job.")
 
-    retry_max_attempts: int = Field(5, ge=1, description="Default attempts for a step without `retry:`.")
+    retry_max_attempts: int = Field(
+        8, ge=1, description="Default attempts for a step without `retry:` (8 from 2 s: >= 2 min of outage covered)."
+    )
     retry_initial_seconds: float = Field(2.0, ge=0, description="Default first backoff delay.")
     retry_max_delay_seconds: float = Field(600.0, ge=0, description="Default backoff ceiling.")
 

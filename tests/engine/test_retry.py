@@ -1,10 +1,11 @@
-"""Backoff: exponential with equal jitter, capped, Retry-After as a floor."""
+"""Backoff: exponential with equal jitter, capped, Retry-After as a floor; a default sized by the outage it covers."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.retry import MAX_RETRY_AFTER, RetryPolicy, compute_backoff
+from engine.retry import MAX_RETRY_AFTER, RetryPolicy, compute_backoff, retry_window
+from schemas.settings import Settings
 from schemas.workflow import RetrySpec
 
 POLICY = RetryPolicy(max_attempts=5, backoff="exponential", initial=2.0, max_delay=10.0)
@@ -34,3 +35,25 @@ def test_a_step_overrides_only_what_it_sets() -> None:
     merged = POLICY.merged_with(RetrySpec(max_attempts=2, initial="500ms"))
     assert merged == RetryPolicy(max_attempts=2, backoff="exponential", initial=0.5, max_delay=10.0)
     assert POLICY.merged_with(None) is POLICY
+
+
+def test_the_retry_window_adds_up_the_delays_between_attempts() -> None:
+    # POLICY waits 2, 4, 8 and (capped) 10 s nominal between its 5 attempts; jitter halves each at worst
+    assert retry_window(POLICY) == (12.0, 24.0)
+    assert retry_window(RetryPolicy(max_attempts=1)) == (0.0, 0.0)
+
+
+def test_the_shipped_default_rides_out_an_api_down_for_two_minutes() -> None:
+    # Given the server's defaults, as a deployment without RETRY_* settings gets them
+    default = {name: field.default for name, field in Settings.model_fields.items()}
+    policy = RetryPolicy(
+        max_attempts=default["retry_max_attempts"],
+        initial=default["retry_initial_seconds"],
+        max_delay=default["retry_max_delay_seconds"],
+    )
+    # Then even with the shortest jitter a step's last attempt comes over two minutes after its first failure
+    shortest, longest = retry_window(policy)
+    assert shortest > 120
+    # And a step that cannot succeed still gives up within minutes, not hours
+    assert longest < 300
+    assert policy == RetryPolicy()  # the engine's own default says the same
