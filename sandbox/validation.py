@@ -184,15 +184,35 @@ class ListOf:
 
 @dataclass(frozen=True)
 class OneOrMany:
-    """A single value or an array of them (docs disagree on which); always returns a list."""
+    """A single value or an array of them (docs disagree on which); always returns a list.
+
+    With `comma_text`, a string is the docs' comma-separated form (`"12345,678"`,
+    what the jobs doc gives for `contactId`): each piece is checked as an item,
+    integer text counting as an integer there, as the gateway parses its text input.
+    """
 
     item: Check
     max_items: int = 50
+    comma_text: bool = False
 
     def __call__(self, value: Any, param: str) -> list[Any]:
         if isinstance(value, list):
             return ListOf(self.item, self.max_items)(value, param)
+        if self.comma_text and isinstance(value, str):
+            return self._split(value, param)
         return [self.item(value, param)]
+
+    def _split(self, text: str, param: str) -> list[Any]:
+        pieces = [piece.strip() for piece in text.split(",")]
+        if not all(pieces):
+            raise invalid(param, f"must be comma-separated values without empty ones, got {text!r}")
+        if len(pieces) > self.max_items:
+            raise invalid(param, f"must have at most {self.max_items} items")
+        if isinstance(self.item, Integer):
+            if not all(_INT_TEXT.fullmatch(piece) for piece in pieces):
+                raise invalid(param, f"must be comma-separated integers, got {text!r}")
+            return [self.item(int(piece), param) for piece in pieces]
+        return [self.item(piece, param) for piece in pieces]
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,26 @@ def test_pagination_follows_three_pages_of_the_sandbox(bc: Connector, sandbox: S
     assert (output["pages"], output["truncated"]) == (3, False)
 
 
+def test_jobs_list_filters_written_as_the_docs_comma_text_reach_the_sandbox_as_such(
+    bc: Connector, sandbox: Sandbox
+) -> None:
+    # Given three contacts with a job each, one job scheduled
+    contacts = [bc("bigchange.contacts.create", {"name": f"Contact {n}"})["id"] for n in range(3)]
+    jobs = [bc("bigchange.jobs.create", {"typeId": 42, "contactId": c})["id"] for c in contacts]
+    bc("bigchange.jobs.scheduling", {"jobId": jobs[1], "resourceId": 100})
+    now = datetime.now(timezone.utc)
+    window = {"createdAtFrom": f"{now.year - 1}-12-31T00:00:00Z", "createdAtTo": f"{now.year}-12-31T00:00:00Z"}
+    # When a workflow filters with the docs' string forms, and with a list
+    by_text = bc("bigchange.jobs.list", {**window, "contactId": f"{contacts[0]},{contacts[1]}", "status": "new"})
+    by_list = bc("bigchange.jobs.list", {**window, "contactId": contacts[1:], "resourceId": "100"})
+    # Then BigChange is sent comma-separated text either way, and filters by it
+    assert [j["id"] for j in by_text["items"]] == [jobs[0]]
+    assert [j["id"] for j in by_list["items"]] == [jobs[1]]
+    sent = [c["json"] for c in sandbox.calls("/jobs/list")]
+    assert (sent[0]["contactId"], sent[0]["status"]) == (f"{contacts[0]},{contacts[1]}", "new")
+    assert (sent[1]["contactId"], sent[1]["resourceId"]) == (f"{contacts[1]},{contacts[2]}", "100")
+
+
 @pytest.mark.parametrize(
     ("name", "payload", "message"),
     [

@@ -156,11 +156,12 @@ JOB_LIST = (
     Field("createdAtFrom", UtcDateTime(), required=True),
     Field("createdAtTo", UtcDateTime(), required=True),
     DIRECTION,
-    Field("contactId", OneOrMany(ID)),
-    Field("resourceId", OneOrMany(ID)),
+    # The docs type these three as (comma-separated) strings; VH3's client sends arrays.
+    Field("contactId", OneOrMany(ID, comma_text=True)),
+    Field("resourceId", OneOrMany(ID, comma_text=True)),
+    Field("status", OneOrMany(OneOf(JOB_STATUSES), comma_text=True)),
     Field("vehicleId", OneOrMany(ID)),
     Field("typeId", OneOrMany(ID)),
-    Field("status", OneOrMany(OneOf(JOB_STATUSES))),
     Field("reference", ListOf(Text(), 50)),
 )
 JOB_CANCEL = (JOB_ID, Field("reason", Text()))

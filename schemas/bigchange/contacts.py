@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from schemas.bigchange.common import CustomField, Direction, Id, In, Location, Paged, Window, option
+from schemas.bigchange.filters import id_list, text_list
 
 StopStatus = Literal["contactOnStop", "creditLimitOnStop"]
 AppliesTo = Literal["contactOnly", "contactAndChildren"]
@@ -67,16 +68,23 @@ class ContactEdit(_ContactFields):
     name: str | None = Field(None, min_length=1, max_length=100)
 
 
+# Filters documented only by VH3's client, as arrays; one value or (for ids) comma-separated text also do.
+Ids = id_list(Id)
+References = text_list(str)
+
+
 class ContactList(Window):
-    """`createdAtFrom` alone is an open window; with `createdAtTo` too the 12-month rule applies."""
+    """`createdAtFrom` alone is an open window; with `createdAtTo` too the 12-month rule applies.
+    The `reference`, `id`, `parentId` and `groupId` filters take one value or a list (ids also
+    comma-separated text) and are sent as arrays."""
 
     sortBy: Literal["createdAt", "name"] | None = None
     direction: Direction | None = None
     name: str | None = Field(None, description="Starts-with match.")
-    reference: list[str] | None = Field(None, max_length=50)
-    id: list[Id] | None = Field(None, max_length=50)
-    parentId: list[Id] | None = Field(None, max_length=50)
-    groupId: list[Id] | None = Field(None, max_length=50)
+    reference: References | None = None
+    id: Ids | None = None
+    parentId: Ids | None = None
+    groupId: Ids | None = None
     status: ContactStatus | None = None
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, PlainSerializer, model_validator
 
 from schemas.bigchange.common import CustomField, Id, In, Paged, UtcDateTime, Window
+from schemas.bigchange.filters import comma_separated, id_list, text_list
 
 # Job status values, from VH3's tool guide §5 (shared/reference/bigchange-api.md §2.8).
 JobStatus = Literal[
@@ -82,18 +83,27 @@ class JobEdit(_JobFields):
     officeNotes: str | None = None
 
 
+# The docs type contactId, resourceId and status as (comma-separated) strings; see schemas.bigchange.filters.
+CommaIds = comma_separated(Id)
+CommaStatuses = comma_separated(JobStatus, example="scheduled,started", max_items=None)
+Ids = id_list(Id)
+References = text_list(str)
+
+
 class JobList(Window):
     """`createdAtFrom` and `createdAtTo` are required and at most 12 months apart, unless
-    `split_windows: true`."""
+    `split_windows: true`. Filters take one value, a list or comma-separated text (`12345,678`);
+    `contactId`, `resourceId` and `status` go to BigChange as the comma-separated text its docs
+    describe, the others as arrays."""
 
     createdAtFrom: UtcDateTime  # type: ignore[assignment]  # required here, optional for contacts
     createdAtTo: UtcDateTime  # type: ignore[assignment]
-    contactId: list[Id] | None = Field(None, max_length=50)
-    resourceId: list[Id] | None = Field(None, max_length=50)
-    vehicleId: list[Id] | None = Field(None, max_length=50)
-    typeId: list[Id] | None = Field(None, max_length=50)
-    reference: list[str] | None = Field(None, max_length=50)
-    status: list[JobStatus] | None = None
+    contactId: CommaIds | None = None
+    resourceId: CommaIds | None = None
+    vehicleId: Ids | None = None
+    typeId: Ids | None = None
+    reference: References | None = None
+    status: CommaStatuses | None = None
 
 
 class JobCancel(In):

@@ -622,7 +622,7 @@ def test_find_job_filters_by_reference_and_contact() -> None:
 
     sent = fake.last_json()
     assert sent["reference"] == ["JOB-1"]
-    assert sent["contactId"] == [5]
+    assert sent["contactId"] == "5"  # the docs type contactId as comma-separated text
 
 
 def test_find_job_matches_reference_contact_and_type() -> None:

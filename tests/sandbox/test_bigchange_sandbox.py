@@ -365,6 +365,36 @@ def test_jobs_list_wraps_its_page_in_result_and_filters(api: httpx.Client) -> No
     assert [j["id"] for j in by_ref.json()["result"]["items"]] == [job]
 
 
+def test_jobs_list_takes_the_docs_comma_separated_contact_ids_and_status_text(api: httpx.Client) -> None:
+    # Given three contacts with a job each
+    first, second, third = create_contact(api), create_contact(api), create_contact(api)
+    jobs = [create_job(api, first), create_job(api, second), create_job(api, third)]
+    # When filtering with the documented string forms
+    both = api.post("/jobs/list", json={**around_now(), "contactId": f"{first}, {second}", "status": "new"})
+    one = api.post("/jobs/list", json={**around_now(), "contactId": str(third), "status": "scheduled,started"})
+    # Then the text is read as the list of ids and statuses it names
+    assert [j["id"] for j in both.json()["result"]["items"]] == jobs[:2]
+    assert one.json()["result"]["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("field", "text", "why"),
+    [
+        ("contactId", "1001,abc", "comma-separated integers"),
+        ("contactId", "1001,,1002", "without empty ones"),
+        ("resourceId", "100;101", "comma-separated integers"),
+        ("status", "new,Scheduled", "must be one of"),
+    ],
+)
+def test_jobs_list_refuses_malformed_comma_text(api: httpx.Client, field: str, text: str, why: str) -> None:
+    assert_input_error(api.post("/jobs/list", json={**around_now(), field: text}), field, why)
+
+
+def test_jobs_list_vehicle_and_type_filters_are_not_comma_text(api: httpx.Client) -> None:
+    # Only the fields the docs type as strings take the comma form; typeId is an array or a number.
+    assert_input_error(api.post("/jobs/list", json={**around_now(), "typeId": "42,7"}), "typeId", "integer")
+
+
 def test_jobs_outside_the_window_are_not_listed(api: httpx.Client) -> None:
     create_job(api, create_contact(api))
     last_year = {"createdAtFrom": "2020-01-01T00:00:00Z", "createdAtTo": "2020-12-31T23:59:59Z"}

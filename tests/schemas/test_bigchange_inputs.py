@@ -357,3 +357,75 @@ def test_job_list_filters_by_vehicle_and_known_statuses_only() -> None:
     assert m.JobList(**window, vehicleId=[50], status=["scheduled", "completedOk"]).vehicleId == [50]
     with pytest.raises(ValidationError, match="completedOK"):
         m.JobList(**window, status=["completedOK"])
+
+
+# --- List filters: the docs' comma-separated strings and JSON lists ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "given", "wire"),
+    [
+        ("contactId", "12345", "12345"),
+        ("contactId", "12345,678", "12345,678"),
+        ("contactId", " 12345 , 678 ", "12345,678"),
+        ("contactId", 12345, "12345"),
+        ("contactId", [12345, 678], "12345,678"),
+        ("resourceId", "100", "100"),
+        ("resourceId", [100, 101], "100,101"),
+        ("status", "scheduled", "scheduled"),
+        ("status", "scheduled,completedOk", "scheduled,completedOk"),
+        ("status", ["scheduled", "completedOk"], "scheduled,completedOk"),
+    ],
+)
+def test_job_list_filters_the_docs_type_as_strings_are_sent_as_comma_separated_text(
+    field: str, given: Any, wire: str
+) -> None:
+    # The vh3 jobs doc: contactId "string, Filter by contact IDs (comma-separated)"; resourceId and status strings.
+    assert sent(m.JobList, {**WINDOW, field: given})[field] == wire
+
+
+@pytest.mark.parametrize(
+    ("field", "given", "wire"),
+    [
+        ("vehicleId", "50,51", [50, 51]),
+        ("vehicleId", 50, [50]),
+        ("typeId", "42", [42]),
+        ("typeId", [42, 7], [42, 7]),
+        ("reference", "JOB-1", ["JOB-1"]),
+        ("reference", "SMITH, J", ["SMITH, J"]),
+    ],
+)
+def test_job_list_filters_known_only_as_arrays_are_sent_as_arrays(field: str, given: Any, wire: list[Any]) -> None:
+    assert sent(m.JobList, {**WINDOW, field: given})[field] == wire
+
+
+@pytest.mark.parametrize(
+    ("field", "given", "wire"),
+    [("id", "3,4", [3, 4]), ("parentId", 3, [3]), ("groupId", "1", [1]), ("reference", "ACC, 1", ["ACC, 1"])],
+)
+def test_contact_list_filters_take_one_value_or_comma_text_and_are_sent_as_arrays(
+    field: str, given: Any, wire: list[Any]
+) -> None:
+    assert sent(m.ContactList, {field: given})[field] == wire
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({"contactId": ""}, "is empty"),
+        ({"contactId": "12345,,678"}, "empty value between commas"),
+        ({"contactId": "12345,abc"}, "valid integer"),
+        ({"resourceId": "0"}, "greater than or equal to 1"),
+        ({"status": "Scheduled"}, "'scheduled'"),
+        ({"contactId": ",".join(["1"] * 51)}, "at most 50"),
+    ],
+)
+def test_job_list_refuses_malformed_filter_text(data: dict[str, Any], words: str) -> None:
+    assert words in refused(m.JobList, {**WINDOW, **data})
+
+
+def test_a_sent_job_list_is_itself_a_valid_job_list() -> None:
+    # find_job re-reads what it sent; the comma text must round-trip.
+    payload = sent(m.JobList, {**WINDOW, "contactId": [1, 2], "status": "new", "typeId": 42})
+
+    assert m.JobList.model_validate(payload).contactId == [1, 2]
