@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import TemplateSyntaxError, nodes
@@ -27,6 +28,29 @@ Locate = Callable[..., Issue]  # (loc, message, hint="", at_key=False) -> Issue
 EVENT_FIELDS = ("id", "key", "source", "type", "received_at", "data", "raw", "headers", "query")
 RUN_FIELDS = ("id", "workflow", "error", "failed_step")
 STEP_FIELDS = ("output", "status")
+# In an operation's `outputs`: the listed fields are documented, and the API may answer others too.
+OTHERS = "*"
+
+
+def output_fields(*names: str, others: bool = False) -> frozenset[str]:
+    """An operation's `outputs` declaration.
+
+    Exactly `names` when the output is fully known (a template reading any other field is an
+    error); with `others=True`, `names` are what is documented or guaranteed and the rest of
+    the API's answer passes through undocumented (reading another field is a warning: it may
+    be missing when the step runs). An operation whose answer is not documented at all
+    declares no outputs (None), and nothing is checked.
+    """
+    return frozenset(names) | ({OTHERS} if others else set())
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong with one path a template reads."""
+
+    message: str
+    hint: str
+    warning: bool = False
 
 
 def inspect_workflow(
@@ -182,7 +206,8 @@ def detect_template_problems(
             for path in template_paths(renderer, text):
                 problem = _path_problem(path, allowed, index, spec, operations)
                 if problem:
-                    issues.append(locate(at, *problem))
+                    issue = locate(at, problem.message, problem.hint)
+                    issues.append(issue.warning() if problem.warning else issue)
     return issues
 
 
@@ -220,20 +245,20 @@ def _paths(node: nodes.Node) -> Iterator[list[str]]:
 
 def _path_problem(
     path: list[str], allowed: set[str], index: int | None, spec: WorkflowSpec, operations: OperationRegistry
-) -> tuple[str, str] | None:
+) -> Problem | None:
     root = path[0]
     if root not in allowed:
         where = "here" if index is not None else "in a trigger (the run has not started)"
-        return f"{root!r} is not available {where}", f"available: {', '.join(sorted(allowed))}"
+        return Problem(f"{root!r} is not available {where}", f"available: {', '.join(sorted(allowed))}")
     field = path[1] if len(path) > 1 else None
     if field in (None, "*"):
         return None
     if root == "event" and field not in EVENT_FIELDS:
-        return f"event has no field {field!r}", f"event fields: {', '.join(EVENT_FIELDS)}"
+        return Problem(f"event has no field {field!r}", f"event fields: {', '.join(EVENT_FIELDS)}")
     if root == "run" and field not in RUN_FIELDS:
-        return f"run has no field {field!r}", f"run fields: {', '.join(RUN_FIELDS)}"
+        return Problem(f"run has no field {field!r}", f"run fields: {', '.join(RUN_FIELDS)}")
     if root == "vars" and field not in spec.vars:
-        return f"vars.{field} is not declared", f"declared vars: {', '.join(spec.vars) or 'none'}"
+        return Problem(f"vars.{field} is not declared", f"declared vars: {', '.join(spec.vars) or 'none'}")
     if root == "steps":
         return _step_path_problem(path, index, spec, operations)
     return None
@@ -241,29 +266,56 @@ def _path_problem(
 
 def _step_path_problem(
     path: list[str], index: int | None, spec: WorkflowSpec, operations: OperationRegistry
-) -> tuple[str, str] | None:
+) -> Problem | None:
     ids = [step.id for step in spec.all_steps]
     target = path[1]
     if target not in ids:
         close = difflib.get_close_matches(target, ids, n=1)
-        return f"there is no step {target!r}", f"did you mean {close[0]!r}?" if close else f"steps: {', '.join(ids)}"
+        return Problem(
+            f"there is no step {target!r}", f"did you mean {close[0]!r}?" if close else f"steps: {', '.join(ids)}"
+        )
     position = ids.index(target)
     if index is not None and position >= index:
-        return f"step {target!r} has not run yet here (it comes {'later' if position > index else 'now'})", (
-            "a step can only read the output of steps before it"
+        return Problem(
+            f"step {target!r} has not run yet here (it comes {'later' if position > index else 'now'})",
+            "a step can only read the output of steps before it",
         )
     if len(path) < 3 or path[2] == "*":
         return None
     if path[2] not in STEP_FIELDS:
-        return f"steps.{target} has no {path[2]!r}", "use steps.<id>.output or steps.<id>.status"
+        return Problem(f"steps.{target} has no {path[2]!r}", "use steps.<id>.output or steps.<id>.status")
     referenced = spec.all_steps[position]
-    if path[2] != "output" or len(path) < 4 or referenced.foreach is not None or referenced.uses not in operations:
+    fields = path[3:]
+    if path[2] != "output" or not fields:
         return None
-    outputs = operations.get(referenced.uses).outputs
-    if outputs is not None and path[3] != "*" and path[3] not in outputs:
-        listed = ", ".join(sorted(outputs)) or "nothing"
-        return f"{referenced.uses} outputs no field {path[3]!r}", f"its output has: {listed}"
-    return None
+    if referenced.foreach is not None:  # the output is a list: one operation output per item
+        if fields[0] != "*" and not fields[0].isdigit():
+            return Problem(
+                f"steps.{target} runs once per item (foreach), so its output is a list, not one output",
+                f"read one item's output, e.g. steps.{target}.output[0].{fields[0]}, "
+                f"or loop over steps.{target}.output",
+            )
+        fields = fields[1:]
+    if not fields or fields[0] == "*" or referenced.uses not in operations:
+        return None
+    return _output_field_problem(referenced.uses, operations.get(referenced.uses).outputs, fields[0])
+
+
+def _output_field_problem(uses: str, outputs: frozenset[str] | None, field: str) -> Problem | None:
+    """A field the operation cannot produce (an error), or may not produce (a warning)."""
+    if outputs is None or field in outputs:
+        return None
+    known = sorted(outputs - {OTHERS})
+    listed = ", ".join(known) or "nothing"
+    if OTHERS not in outputs:
+        return Problem(f"{uses} outputs no field {field!r}", f"its output has: {listed}")
+    close = difflib.get_close_matches(field, known, n=1)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    return Problem(
+        f"{uses} is not documented to output {field!r}: the step may fail when it runs",
+        f"{guess}documented: {listed}; the rest depends on what the API answers",
+        warning=True,
+    )
 
 
 def detect_constant_conditions(spec: WorkflowSpec, locate: Locate, renderer: Renderer) -> list[Issue]:

@@ -38,6 +38,7 @@ import httpx
 
 from engine.errors import PermanentStepError
 from engine.http import ApiClient
+from engine.inspect import output_fields
 from engine.operations import ConnectorContext, Operation, Output
 from engine.ratelimit import RateLimit, RequestBudget
 from handlers.bigchange import client as vh3
@@ -139,5 +140,6 @@ OPERATIONS = [
         find_existing=reconcile_contact_save,
         natural_key=("ContactReference",),
         summary="GET services.ashx?action=ContactSave",
+        outputs=output_fields("id"),  # `Result` is the contact's id and nothing else (reference notes §5.3)
     )
 ]

@@ -65,6 +65,7 @@ from pydantic import BaseModel
 
 from engine.errors import PermanentStepError
 from engine.http import ApiClient
+from engine.inspect import output_fields
 from engine.operations import ConnectorContext, Operation, Output
 from schemas import lightening as m
 
@@ -277,6 +278,7 @@ def _op(
     call: Callable[[LighteningApi, Any], Output],
     find_existing: Callable[[LighteningApi, Any], Output | None] | None = None,
     natural_key: tuple[str, ...] = (),
+    outputs: frozenset[str] | None = None,
 ) -> Operation:
     return Operation(
         name=f"lightening.contacts.{name}",
@@ -286,12 +288,25 @@ def _op(
         find_existing=find_existing,
         natural_key=natural_key,
         summary=summary,
+        outputs=outputs,
     )
 
 
+# A contact's fields as the list answer documents them; the get answer is not documented (its envelope is
+# read tolerantly), so these are what it is expected to carry, not all it may.
+CONTACT_FIELDS = (  # noqa: SIM905 (one line per group of fields reads better than 32 lines of one each)
+    "id name email email2 email3 tel tel1 fax mobile role department milestone is_active locale created_at "
+    "updated_at cost_center_id cost_center_name customer_id customer_name customer_account "
+    "customer_custom_identifier customer_portal_profile_id customer_portal_profile_name portal_profile "
+    "portal_fullname portal_branch_id portal_active vendor_account vendor_id vendor_name vendor_type"
+).split()
+
+
 OPERATIONS = [
-    _op("list", "GET /contact?customer_id[]=…", m.ContactList, contacts_list),
-    _op("get", "GET /contact/{id}", m.ContactGet, contacts_get),
+    _op(
+        "list", "GET /contact?customer_id[]=…", m.ContactList, contacts_list, outputs=output_fields("entities", "count")
+    ),
+    _op("get", "GET /contact/{id}", m.ContactGet, contacts_get, outputs=output_fields(*CONTACT_FIELDS, others=True)),
     _op(
         "create",
         "POST /contact",
@@ -299,7 +314,16 @@ OPERATIONS = [
         contacts_create,
         find_existing=find_contact,
         natural_key=("customer_id", "email", "name"),
+        outputs=output_fields("id", "msg"),
     ),
-    _op("update", "POST /contact/{id}", m.ContactUpdate, contacts_update),
-    _op("delete", "GET /contact/{id}/delete", m.ContactDelete, contacts_delete, find_deleted, ("id",)),
+    _op("update", "POST /contact/{id}", m.ContactUpdate, contacts_update, outputs=output_fields("id", "msg")),
+    _op(
+        "delete",
+        "GET /contact/{id}/delete",
+        m.ContactDelete,
+        contacts_delete,
+        find_deleted,
+        ("id",),
+        outputs=output_fields("id", "deleted", "msg"),
+    ),
 ]

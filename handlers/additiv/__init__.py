@@ -63,6 +63,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from engine.errors import PermanentStepError, TransientStepError
+from engine.inspect import output_fields
 from engine.operations import Operation, Output
 from handlers.additiv.client import CONFIRMED, ROUTES, AdditivApi, as_record, connect, fields_of
 from handlers.additiv.contacts import contacts_create, find_created
@@ -112,6 +113,44 @@ def contacts_export_get(client: AdditivApi, inp: m.ContactsExportGet) -> Output:
 
 # --- the operation table -------------------------------------------------------------------------------
 
+# Each answer's fields as the Redoc page shows them (creates and detail changes as the calls above shape them).
+# Writes whose success answer the page does not show (external_connections.add, username.put,
+# change_requests.review, legalentities.details.put) are absent: their output is not checked.
+_SEARCH = ("results", "page", "pageSize", "pageCount", "totalCount")
+_CHANGED = ("isApprovalRequired", "hasPendingEmail", "hasPendingMobile")
+OUTPUTS = {
+    "additiv.contacts.create": output_fields("id", "uId", "details", "created", "externalConnection"),
+    "additiv.contacts.details.get": output_fields(
+        "id", "hasPendingChangeRequest", "hasPendingEmail", "hasPendingMobile", "details"
+    ),
+    "additiv.contacts.details.patch": output_fields(*_CHANGED),
+    "additiv.contacts.details.put": output_fields(*_CHANGED),
+    "additiv.contacts.details.change_history.search": output_fields(*_SEARCH),
+    "additiv.contacts.external_connections.list": output_fields("connections"),
+    "additiv.contacts.external_connections.find": output_fields("id", "uid"),
+    "additiv.contacts.username.get": output_fields("username"),
+    "additiv.contacts.change_requests.search": output_fields(*_SEARCH),
+    "additiv.contacts.change_requests.statuses": output_fields("changeRequestStatuses"),
+    "additiv.contacts.change_requests.get": output_fields(
+        "id",
+        "uId",
+        "contact",
+        "status",
+        "createDate",
+        "initiatorMember",
+        "initiatorComment",
+        "reviewDate",
+        "reviewMember",
+        "reviewComment",
+        "details",
+    ),
+    "additiv.contacts.pending_change_request.check": output_fields("hasPendingChangeRequest", "changeRequest"),
+    "additiv.contacts.export": output_fields("exportJobId"),
+    "additiv.contacts.export.get": output_fields("exportJobId", "columns", "rowCount", "rows", "csv"),
+    "additiv.legalentities.create": output_fields("id", "details"),
+    "additiv.legalentities.details.get": output_fields("contactGroupId", "details"),
+}
+
 
 def _op(
     name: str,
@@ -129,7 +168,13 @@ def _op(
 
     status = "confirmed" if name in CONFIRMED else "inferred"
     return Operation(
-        name=name, input=model, call=call or send, connect=connect, summary=f"{ROUTES[name]} ({status})", **extra
+        name=name,
+        input=model,
+        call=call or send,
+        connect=connect,
+        summary=f"{ROUTES[name]} ({status})",
+        outputs=OUTPUTS.get(name),
+        **extra,
     )
 
 

@@ -36,6 +36,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from engine.http import ApiClient
+from engine.inspect import output_fields
 from engine.operations import Operation, Output
 from handlers.bigchange.client import as_created, as_list, as_record, connect, read_error, send
 from handlers.bigchange.lists import list_call
@@ -88,12 +89,17 @@ def rest(method: str, path: str, model: type[BaseModel], shape: Callable[[Any], 
     def call(api: ApiClient, inp: BaseModel) -> Output:
         return shape(send(api, method, path, m.api_payload(inp)))
 
-    return _operation(method, path, model, call)
+    # What BigChange answers to a get or an update is not documented (reference notes §2.7, UNCONFIRMED):
+    # the output is that answer as it comes, so `workflows check` cannot judge its fields.
+    return _operation(method, path, model, call, outputs=None)
 
 
-# Every list answers in this shape (pages/truncated when paginating), so `workflows check` can tell
-# `steps.x.output.items` from a typo.
-LIST_OUTPUT = frozenset({"items", "pageItemCount", "pages", "truncated"})
+# Every list answers in this shape (pages/truncated when paginating, windows with split_windows), so
+# `workflows check` can tell `steps.x.output.items` from a typo.
+LIST_OUTPUT = output_fields("items", "pageItemCount", "pages", "truncated", "windows")
+# A create's answer is documented upstream as `{id}` only; whatever else the proxy sends passes through, and a
+# reconciled or upserted create outputs the whole record found. So `id` (and `created`) is all that is sure.
+CREATE_OUTPUT = output_fields("id", others=True)
 
 
 def listing(path: str, model: type[m.Paged]) -> Operation:
@@ -127,6 +133,7 @@ def create(path: str, model: type[BaseModel], key: NaturalKey | None = None) -> 
         call,
         find_existing=find_existing if key is not None else None,
         natural_key=key.fields if key is not None else (),
+        outputs=CREATE_OUTPUT | ({"created"} if upserts else set()),
     )
 
 

@@ -254,7 +254,111 @@ def test_a_list_output_field_that_does_not_exist(tmp_path: Path) -> None:
     )
     issue = only(check(tmp_path, body))
     assert issue.message == "bigchange.contacts.list outputs no field 'item'"
-    assert issue.hint == "its output has: items, pageItemCount, pages, truncated"
+    assert issue.hint == "its output has: items, pageItemCount, pages, truncated, windows"
+
+
+READ_OUTPUT = """\
+steps:
+  - id: made
+    uses: %(uses)s
+    with: %(with)s
+  - id: use
+    uses: core.log
+    with: {message: "{{ steps.made.output%(read)s }}"}
+"""
+
+
+@pytest.mark.parametrize(
+    ("uses", "with_", "read", "message", "hint"),
+    [
+        (
+            "lightening.contacts.create",
+            "{name: Ann}",
+            ".contactId",
+            "lightening.contacts.create outputs no field 'contactId'",
+            "its output has: id, msg",
+        ),
+        (
+            "bigchange_webservice.contact_save",
+            "{ContactName: Acme, ContactStreet: 1 High St}",
+            ".ContactId",
+            "bigchange_webservice.contact_save outputs no field 'ContactId'",
+            "its output has: id",
+        ),
+        (
+            "additiv.contacts.details.get",
+            "{contactId: 1}",
+            ".detail.name",
+            "additiv.contacts.details.get outputs no field 'detail'",
+            "its output has: details, hasPendingChangeRequest, hasPendingEmail, hasPendingMobile, id",
+        ),
+    ],
+)
+def test_a_connector_output_field_its_documented_answer_does_not_have_is_an_error(
+    tmp_path: Path, uses: str, with_: str, read: str, message: str, hint: str
+) -> None:
+    issue = only(check(tmp_path, READ_OUTPUT % {"uses": uses, "with": with_, "read": read}))
+    assert (issue.severity, issue.path, issue.line) == ("error", "steps[1].with.message", 9)
+    assert (issue.message, issue.hint) == (message, hint)
+
+
+def test_a_create_output_field_beyond_the_id_is_a_warning_with_the_nearest_documented_one(tmp_path: Path) -> None:
+    # BigChange documents only the new id for a create; the rest of its answer passes through undocumented
+    body = READ_OUTPUT % {"uses": "bigchange.contacts.create", "with": "{name: Acme}", "read": ".idd"}
+    issue = only(check(tmp_path, body))
+    assert (issue.severity, issue.path, issue.line, issue.col) == ("warning", "steps[1].with.message", 9, 21)
+    assert issue.message == (
+        "bigchange.contacts.create is not documented to output 'idd': the step may fail when it runs"
+    )
+    assert issue.hint == "did you mean 'id'? documented: created, id; the rest depends on what the API answers"
+
+
+@pytest.mark.parametrize(
+    ("uses", "with_", "read"),
+    [
+        ("bigchange.contacts.create", "{name: Acme}", ".id"),
+        ("bigchange.contacts.create", "{name: Acme, reference: A-1, upsert: true}", ".created"),
+        ("bigchange.jobs.create", "{typeId: 1, contactId: 2}", "['id']"),
+        ("bigchange.contacts.contact", "{contactId: 1}", ".anything.at.all"),  # its answer is not documented
+        ("lightening.contacts.get", "{id: 1}", ".customer_name"),
+        ("additiv.contacts.create", "{contactTypeId: 1, details: {}}", ".uId"),
+        (
+            "bigchange.jobs.list",
+            "{createdAtFrom: '2026-01-01T00:00:00Z', createdAtTo: '2026-02-01T00:00:00Z', split_windows: true}",
+            ".windows",
+        ),
+    ],
+)
+def test_documented_output_fields_and_undocumented_answers_pass(
+    tmp_path: Path, uses: str, with_: str, read: str
+) -> None:
+    assert check(tmp_path, READ_OUTPUT % {"uses": uses, "with": with_, "read": read}) == []
+
+
+FOREACH_OUTPUT = """\
+steps:
+  - id: people
+    uses: bigchange.contacts.create
+    foreach: "{{ event.data.people }}"
+    with: {name: "{{ item }}"}
+  - id: use
+    uses: core.log
+    with: {message: "{{ steps.people.output%s }}"}
+"""
+
+
+def test_reading_a_field_of_a_foreach_step_without_picking_an_item_is_an_error(tmp_path: Path) -> None:
+    issue = only(check(tmp_path, FOREACH_OUTPUT % ".id"))
+    assert (issue.severity, issue.path, issue.line) == ("error", "steps[1].with.message", 10)
+    assert issue.message == "steps.people runs once per item (foreach), so its output is a list, not one output"
+    assert issue.hint == "read one item's output, e.g. steps.people.output[0].id, or loop over steps.people.output"
+
+
+def test_one_item_of_a_foreach_output_is_checked_like_the_operation_output(tmp_path: Path) -> None:
+    assert check(tmp_path, FOREACH_OUTPUT % "[0].id") == []
+    assert check(tmp_path, FOREACH_OUTPUT % " | map(attribute='id') | join(',')") == []
+    issue = only(check(tmp_path, FOREACH_OUTPUT % "[1].idd"))
+    assert issue.severity == "warning" and "'idd'" in issue.message and issue.hint.startswith("did you mean 'id'?")
 
 
 def test_max_parallel_without_foreach_is_a_warning(tmp_path: Path) -> None:
