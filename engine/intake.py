@@ -108,10 +108,8 @@ class Intake:
             return refused
         try:
             data = ingest.parse_body(request.content_type, request.body, sniff_json=source.sniff_json)
-        except ingest.BodyError as exc:
-            if exc.status != 400:
-                return _error(exc.status, exc.message)
-            return self._refuse(request, source, exc.message)
+        except ingest.BodyError as exc:  # 400, 413 (too many fields) or 415: kept, the sender was verified
+            return self._refuse(request, source, exc.message, status=exc.status)
         try:
             prepared = self.prepare(request, source, data)
         except EventKeyError as exc:
@@ -272,13 +270,15 @@ class Intake:
         run.concurrency_key = str(key)[:255] or None
         return run
 
-    def _refuse(self, request: InboundRequest, source: SourceSpec, reason: str, data: Any = None) -> Receipt:
+    def _refuse(
+        self, request: InboundRequest, source: SourceSpec, reason: str, data: Any = None, status: int = 400
+    ) -> Receipt:
         """Keep an authenticated request we could not accept, so it can be inspected (and later replayed)."""
         event = self.event(request, source, data, "rejected", reason=reason)
         with self.services.db.session() as session:
             session.add(event)
             session.commit()
-        return _error(400, reason, event_id=event.id)
+        return _error(status, reason, event_id=event.id)
 
     def _ack(self, source: SourceSpec, stored: list[Stored]) -> Receipt:
         runs = [run for item in stored for run in item.runs]

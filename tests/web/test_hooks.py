@@ -138,11 +138,15 @@ def test_a_chunked_body_over_the_limit_is_413(client: FlaskClient, services: Ser
     assert events(services) == []
 
 
-def test_an_unsupported_content_type_is_415_and_not_stored(client: FlaskClient, services: Services) -> None:
+def test_an_unsupported_content_type_is_415_and_kept_as_a_rejected_event(
+    client: FlaskClient, services: Services
+) -> None:
     response = post_hook(client, "webform", b"<enquiry/>", **TOKEN, **{"Content-Type": "application/xml"})
     assert response.status_code == 415
     assert "unsupported content type application/xml" in response.get_json()["error"]
-    assert events(services) == []
+    (event,) = events(services)
+    assert (event.id, event.status, event.raw_body) == (response.get_json()["event_id"], "rejected", b"<enquiry/>")
+    assert event.reason == response.get_json()["error"] and runs(services) == []
 
 
 def test_an_unparseable_body_is_400_and_kept_as_a_rejected_event(client: FlaskClient, services: Services) -> None:
