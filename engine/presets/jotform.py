@@ -29,6 +29,8 @@ def items(parsed: Any) -> list[Any]:
         answers = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise PayloadError(f"{SENDER} delivery: rawRequest is not JSON ({exc.msg})") from None
+    except (RecursionError, ValueError):  # nested past the recursion limit, or a number past the digit limit
+        raise PayloadError(f"{SENDER} delivery: rawRequest is not JSON a form would send") from None
     return [{**parts, "rawRequest": require_mapping(answers, SENDER, "rawRequest")}]
 
 

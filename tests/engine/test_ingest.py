@@ -17,6 +17,14 @@ def test_json_sent_as_text_plain_is_json() -> None:
     assert parse_body("text/plain; charset=utf-8", b'{"a": 1}') == {"a": 1}
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/cloudevents-batch+json", "application/vnd.api+json; charset=utf-8", "Application/Problem+JSON"],
+)
+def test_structured_syntax_json_types_are_json(content_type: str) -> None:
+    assert parse_body(content_type, b'[{"a": 1}]') == [{"a": 1}]
+
+
 def test_json_honours_the_declared_charset() -> None:
     body = json.dumps({"name": "Zoë"}, ensure_ascii=False).encode("latin-1")
     assert parse_body("application/json; charset=latin-1", body) == {"name": "Zoë"}
@@ -53,7 +61,12 @@ def test_multipart_fields_are_read_and_files_described_not_kept() -> None:
         ("application/json", b'{"a": "\xff"}', 400, "bad byte at offset 7"),
         ("application/json; charset=klingon", b"{}", 400, "unknown charset"),
         ("text/plain", b"hello", 400, "not valid JSON"),
-        ("application/json", b"[" * 100_000, 400, "nested too deeply"),
+        ("application/json", b"[" * 100_000, 400, "body nests deeper than 64 levels; flatten it"),
+        ("application/json", b"1" * 5000, 400, "body has a number longer than 4300 digits; send it as a string"),
+        ("application/json", b'{"n": NaN}', 400, "field 'n' is nan, not a JSON number"),
+        ("application/json", b'{"n": [1e400]}', 400, "field 'n[0]' is inf, not a JSON number"),
+        ("application/vnd.api+xml", b"<a/>", 415, "unsupported content type application/vnd.api+xml"),
+        ("text/json+x", b"{}", 415, "unsupported content type text/json+x"),
         ("multipart/form-data", b"x", 400, "without a boundary"),
     ],
 )
@@ -85,6 +98,11 @@ def test_credentials_in_headers_are_redacted_and_noise_dropped() -> None:
         "x-api-key": "[redacted]",
         "user-agent": "Typeform/1.0",
     }
+
+
+def test_text_the_ledger_cannot_store_in_headers_and_query_becomes_a_replacement_character() -> None:
+    assert redact_headers({"X-Note": "a\x00b", "X-\ud800": "c"}, set()) == {"x-note": "a\ufffdb", "x-\ufffd": "c"}
+    assert redact_query({"q": "x\udc80y", "\x00": "1"}) == {"q": "x\ufffdy", "\ufffd": "1"}
 
 
 def test_credentials_in_the_query_are_redacted() -> None:

@@ -36,9 +36,22 @@ class TestCharsets:
             "city": "Köln",
         }
 
-    def test_form_percent_escapes_that_are_not_utf8_are_400(self) -> None:
+    def test_a_percent_escape_that_is_not_utf8_is_400_naming_its_field_and_offset(self) -> None:
         error = failure("application/x-www-form-urlencoded", b"name=Zo%EB")
-        assert (error.status, "percent-escaped value is not valid utf-8" in error.message) == (400, True)
+        assert (error.status, error.message) == (400, "field 'name' is not valid utf-8: bad byte at offset 7 (%EB)")
+
+    def test_the_offset_counts_raw_bytes_past_earlier_escapes_and_fields(self) -> None:
+        body = b"city=K%C3%B6ln&name=Zo%C3%AB+Smith%C3&x=1"
+        error = failure("application/x-www-form-urlencoded", body)
+        assert error.message == f"field 'name' is not valid utf-8: bad byte at offset {body.index(b'%C3&')} (%C3)"
+
+    def test_a_bad_escape_in_a_field_name_is_named_as_such(self) -> None:
+        error = failure("application/x-www-form-urlencoded", b"a=1&n%FFme=2")
+        assert error.message == "a field name is not valid utf-8: bad byte at offset 5 (%FF)"
+
+    def test_escapes_are_checked_against_the_declared_charset(self) -> None:
+        error = failure("application/x-www-form-urlencoded; charset=us-ascii", b"name=Zo%EB")
+        assert error.message == "field 'name' is not valid us-ascii: bad byte at offset 7 (%EB)"
 
     def test_a_form_body_with_a_bad_byte_names_its_offset(self) -> None:
         error = failure("application/x-www-form-urlencoded", b"name=Zo\xeb")
