@@ -168,8 +168,15 @@ class TestZapier:
     def test_form_values_arrive_flat_and_an_id_field_keys_the_event(self) -> None:
         parsed = parse_body("application/x-www-form-urlencoded", (EXAMPLES / "zapier-form.txt").read_bytes())
         ((event_type, key, data),) = events_of("zapier", parsed)
-        assert (event_type, key) == (None, "zap-7741")
+        assert (event_type, key) == ("zapier.request", "zap-7741")
         assert data["bedrooms"] == "4" and data["email"] == "ray.brown@example.com"
+
+    def test_every_request_is_a_zapier_request_whatever_its_fields_say(self) -> None:
+        assert [t for t, _, _ in events_of("zapier", {"type": "residential", "event": "x"})] == ["zapier.request"]
+
+    def test_the_sources_own_event_type_wins(self) -> None:
+        source = SourceSpec.model_validate({"preset": "zapier", "secret": "s", "event_type": "{{ body.event }}"})
+        assert derive(Renderer(), source, {"event": "lead.created"}, {}, {}).type == "lead.created"
 
     def test_an_idempotency_key_header_wins_and_nothing_means_the_body_digest(self) -> None:
         assert events_of("zapier", {"id": 1}, {"idempotency-key": "k-1"})[0][1] == "k-1"

@@ -181,7 +181,8 @@ class TestZapier:
         )
         assert response.status_code == 202, response.get_json()
         (event,) = events(services)
-        assert (event.dedupe_key, event.data["bedrooms"], event.raw_data) == ("zap-7741", "4", None)
+        assert (event.type, event.dedupe_key, event.data["bedrooms"]) == ("zapier.request", "zap-7741", "4")
+        assert event.raw_data is None
 
     def test_a_custom_request_with_json_under_the_form_label_is_read_as_json(
         self, client: FlaskClient, services: Services
