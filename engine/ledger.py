@@ -15,7 +15,10 @@ for rows we touch once; see docs/benchmarks.md):
   event and the run's earlier attempts are read in the same transaction;
 - record: the attempt's result and the run's next state in one transaction;
   the run is updated only if it is still on this attempt (a run cancelled in
-  the meantime keeps its cancel), so no row lock is held during the API call.
+  the meantime keeps its cancel), so no row lock is held during the API call;
+- advance: record, and claim the next step of the same run, in one
+  transaction, when the worker goes straight on to that step (engine.runner);
+  the history is then carried over in memory instead of read back.
 
 The statements are built once, at import, with bind parameters: building
 and hashing a SQLAlchemy statement per call cost more CPU than running it.
@@ -27,7 +30,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -76,6 +79,7 @@ _CLAIM_ATTEMPT = insert(StepAttempt).returning(StepAttempt.id)
 _HISTORY = (
     select(
         StepAttempt.step_id,
+        StepAttempt.step_index,
         StepAttempt.attempt,
         StepAttempt.status,
         StepAttempt.output,
@@ -124,6 +128,7 @@ class ClaimedRun:
 @dataclass(frozen=True)
 class PastAttempt:
     step_id: str
+    step_index: int
     attempt: int
     status: str
     output: Any
@@ -134,6 +139,8 @@ class PastAttempt:
 @dataclass(frozen=True)
 class Claim:
     run: ClaimedRun
+    step_id: str
+    attempt: int
     attempt_id: int
     event: dict[str, Any]  # the event as templates see it (shared, read-only)
     history: list[PastAttempt]  # every attempt of the run so far, this one included, by step then attempt
@@ -236,7 +243,7 @@ def claim(db: Database, events: EventViews, run_id: str, step_id: str, attempt: 
             event = events.get(conn, row.event_id)
     except IntegrityError:  # another delivery of this job claimed the attempt first
         return None
-    return Claim(_claimed_run(row), attempt_id, event, history)
+    return Claim(_claimed_run(row), step_id, attempt, attempt_id, event, history)
 
 
 def _claimed_run(row: Any) -> ClaimedRun:
@@ -267,6 +274,49 @@ def definition_of(db: Database, run_id: str) -> dict[str, Any]:
         return conn.execute(select(Run.definition).where(Run.id == run_id)).scalar_one()
 
 
+def advance(db: Database, claimed: Claim, outcome: dict[str, Any], nxt: Next) -> Claim | None:
+    """Record this attempt, move the run to `nxt` (a step due now) and claim that step, all in one transaction.
+
+    Returns the claim of the next step, or None when the run did not move (cancelled while this
+    attempt ran): the attempt's outcome is recorded either way.
+    """
+    if nxt.step_id is None:
+        raise ValueError("advance needs a next step; a finished run is recorded with `record`")
+    step_id, attempt, now = claimed.step_id, claimed.attempt, store.utcnow()
+    with db.engine.begin() as conn:
+        conn.execute(_RECORD_ATTEMPT, {"p_attempt_id": claimed.attempt_id, "finished_at": now, **outcome})
+        where = {"p_run": claimed.run.id, "p_step": step_id, "p_attempt": attempt}
+        if conn.execute(_RECORD_RUN, {**where, **store.run_values(nxt, now)}).rowcount != 1:
+            return None
+        attempt_id = conn.execute(
+            _CLAIM_ATTEMPT,
+            {
+                "run_id": claimed.run.id,
+                "step_id": nxt.step_id,
+                "step_index": nxt.step_index,
+                "attempt": nxt.attempt,
+                "status": AttemptStatus.STARTED.value,
+                "started_at": now,
+                "outcome_unknown": False,
+                "reconciled": False,
+            },
+        ).scalar_one()
+    finished = PastAttempt(
+        step_id,
+        claimed.run.step_index,
+        attempt,
+        outcome["status"],
+        outcome["output"],
+        outcome["outcome_unknown"],
+        next(past.started_at for past in claimed.history if (past.step_id, past.attempt) == (step_id, attempt)),
+    )
+    started = PastAttempt(nxt.step_id, nxt.step_index, nxt.attempt, AttemptStatus.STARTED.value, None, False, now)
+    history = [past for past in claimed.history if (past.step_id, past.attempt) != (step_id, attempt)]
+    history = sorted([*history, finished, started], key=lambda past: (past.step_index, past.attempt))
+    run = replace(claimed.run, step_index=nxt.step_index, budget_start=nxt.budget_start, failure=nxt.failure)
+    return Claim(run, nxt.step_id, nxt.attempt, attempt_id, claimed.event, history)
+
+
 def numbered(nxt: Next, history: list[PastAttempt]) -> Next:
     """A step entered afresh continues its attempt numbering (see store.apply_next)."""
     if nxt.step_id is None or nxt.attempt != 1:
@@ -277,9 +327,9 @@ def numbered(nxt: Next, history: list[PastAttempt]) -> Next:
     return Next(**{**nxt.__dict__, "attempt": max(earlier) + 1, "budget_start": max(earlier) + 1})
 
 
-def record(db: Database, claimed: Claim, step_id: str, attempt: int, outcome: dict[str, Any], nxt: Next | None) -> bool:
+def record(db: Database, claimed: Claim, outcome: dict[str, Any], nxt: Next | None) -> bool:
     """Write the attempt's outcome and, if the run is still on it, its next state; True if the run moved."""
-    now = store.utcnow()
+    step_id, attempt, now = claimed.step_id, claimed.attempt, store.utcnow()
     with db.engine.begin() as conn:
         conn.execute(_RECORD_ATTEMPT, {"p_attempt_id": claimed.attempt_id, "finished_at": now, **outcome})
         if nxt is None:

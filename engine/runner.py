@@ -1,4 +1,4 @@
-"""The step job: claim the attempt, render, call the operation, record, enqueue what is next.
+"""The step job: claim the attempt, render, call the operation, record, go on or enqueue what is next.
 
 `run_step` is what RQ executes, inside the worker's Flask app context. Its
 guarantees:
@@ -12,6 +12,9 @@ guarantees:
   timeout, lost worker) first looks for what that attempt made, by natural key.
 - A run that finishes hands its lane to the next run waiting with the same
   concurrency key.
+- When a step ends and the run's next step is due at once, the same job goes
+  on to it (see `Chain`): one transaction records the one and claims the
+  other, and no queue round trip is paid.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -40,46 +44,80 @@ log = logging.getLogger(__name__)
 
 
 def run_step(run_id: str, step_id: str, attempt: int) -> None:
-    """RQ entry point (see engine.queue.RUN_STEP)."""
-    StepExecution(current_services(), run_id, step_id, attempt).execute()
+    """RQ entry point (see engine.queue.RUN_STEP): this step, then the run's next steps while they are due at once."""
+    services = current_services()
+    claimed = ledger.claim(services.db, services.event_views, run_id, step_id, attempt)
+    if claimed is None:
+        log.info("step job %s/%s#%d is stale, claimed, or waiting in its lane; skipping", run_id, step_id, attempt)
+        return
+    chain = Chain(services.settings.chain_steps_max, time.monotonic() + services.settings.step_job_timeout_seconds / 3)
+    while claimed is not None:
+        claimed = StepExecution(services, claimed, chain).execute()
+
+
+@dataclass
+class Chain:
+    """How far one job goes on along its run before handing the next step to the queue.
+
+    A queue round trip costs more CPU than a typical step (RQ makes some twenty
+    Redis calls per job; docs/benchmarks.md), so when a step ends and the next
+    one is due at once, the same job claims and runs it: the record of one step
+    and the claim of the next are one transaction. Every step still has its own
+    attempt rows, timeout and retries. Retries, deferrals and waits always go
+    through the queue, and a job stops after `max_steps` steps or a third of
+    the job timeout, so one long run cannot hold a worker or outlive its job.
+    """
+
+    max_steps: int
+    deadline: float  # time.monotonic() after which no further step is started in this job
+    steps: int = 1
+
+    def goes_on(self, step_id: str, nxt: Next) -> bool:
+        """Whether this job runs `nxt` itself, now that `step_id` has ended; counts it if so."""
+        if (
+            nxt.status is not RunStatus.RUNNING
+            or nxt.step_id is None
+            or nxt.step_id == step_id  # a retry of the same step: the queue schedules it
+            or nxt.delay
+            or self.steps >= self.max_steps
+            or time.monotonic() >= self.deadline
+        ):
+            return False
+        self.steps += 1
+        return True
 
 
 class StepExecution:
-    def __init__(self, services: Services, run_id: str, step_id: str, attempt: int) -> None:
+    """One claimed attempt of one step: run it, record it, and say what this job does next."""
+
+    def __init__(self, services: Services, claimed: ledger.Claim, chain: Chain) -> None:
         self.services = services
-        self.run_id = run_id
-        self.step_id = step_id
-        self.attempt = attempt
+        self.claimed = claimed
+        self.chain = chain
         self.calls = CallLog()
 
-    def execute(self) -> None:
-        services = self.services
-        claimed = ledger.claim(services.db, services.event_views, self.run_id, self.step_id, self.attempt)
-        if claimed is None:
-            log.info(
-                "step job %s/%s#%d is stale, claimed, or waiting in its lane; skipping",
-                self.run_id,
-                self.step_id,
-                self.attempt,
-            )
-            return
-        spec = services.spec_for(claimed.run.workflow_hash, lambda: ledger.definition_of(services.db, self.run_id))
+    def execute(self) -> ledger.Claim | None:
+        """Run the attempt; returns the claim of the run's next step when this job goes straight on to it."""
+        services, claimed = self.services, self.claimed
+        spec = services.spec_for(claimed.run.workflow_hash, lambda: ledger.definition_of(services.db, claimed.run.id))
         started = time.perf_counter()
         try:
-            result = self._attempt(spec, claimed)
+            result = self._attempt(spec)
         except StepDeferred as deferred:
             result = AttemptResult(AttemptStatus.DEFERRED, deferred=deferred)
         except JobTimeoutException:
             error = TransientStepError("step exceeded its job timeout", outcome_unknown=True)
-            result = AttemptResult(AttemptStatus.FAILED, error=error)
+            self._finish(spec, AttemptResult(AttemptStatus.FAILED, error=error), started, may_go_on=False)
+            return None
         except Exception as exc:
             # A bug in a handler or the engine: fail this run visibly, then let RQ record the traceback too.
             error = PermanentStepError(f"internal error: {type(exc).__name__}: {exc}")
-            self._finish(spec, claimed, AttemptResult(AttemptStatus.FAILED, error=error), started)
+            self._finish(spec, AttemptResult(AttemptStatus.FAILED, error=error), started, may_go_on=False)
             raise
-        self._finish(spec, claimed, result, started)
+        return self._finish(spec, result, started)
 
-    def _attempt(self, spec: WorkflowSpec, claimed: ledger.Claim) -> AttemptResult:
+    def _attempt(self, spec: WorkflowSpec) -> AttemptResult:
+        claimed = self.claimed
         step = spec.all_steps[claimed.run.step_index]
         mine = [past for past in claimed.history if past.step_id == step.id]
         services = self.services
@@ -103,33 +141,37 @@ class StepExecution:
         )
         if step.foreach is None:
             return perform(invocation)
-        return run_foreach(invocation, self.attempt)
+        return run_foreach(invocation, claimed.attempt)
 
-    def _finish(self, spec: WorkflowSpec, claimed: ledger.Claim, result: AttemptResult, started: float) -> None:
+    def _finish(
+        self, spec: WorkflowSpec, result: AttemptResult, started: float, may_go_on: bool = True
+    ) -> ledger.Claim | None:
+        claimed, services = self.claimed, self.services
         seconds = time.perf_counter() - started
         nxt = ledger.numbered(self._next(spec, claimed.run, result), claimed.history)
         outcome = _outcome(result, self.calls, seconds)
-        moved = ledger.record(self.services.db, claimed, self.step_id, self.attempt, outcome, nxt)
-        observe.publish(
-            self.services.db.engine, _facts(spec, claimed, self.step_id, self.attempt, outcome, nxt if moved else None)
-        )
+        if may_go_on and self.chain.goes_on(claimed.step_id, nxt):
+            following = ledger.advance(services.db, claimed, outcome, nxt)
+            observe.publish(services.db.engine, _facts(spec, claimed, outcome, nxt if following else None))
+            return following  # None: cancelled while this attempt ran; its result is recorded, nothing more
+        moved = ledger.record(services.db, claimed, outcome, nxt)
+        observe.publish(services.db.engine, _facts(spec, claimed, outcome, nxt if moved else None))
         if not moved:
-            return  # cancelled (or otherwise moved) while this attempt ran: its result is recorded, nothing more
-        due_at = run_due_at(nxt)
-        enqueue_next(self.services, self.run_id, nxt, due_at)
+            return None  # cancelled (or otherwise moved) while this attempt ran: its result is recorded, nothing more
+        enqueue_next(services, claimed.run.id, nxt, run_due_at(nxt))
         if nxt.status in FINISHED_RUN and claimed.run.concurrency_key:
-            wake_lane(self.services, claimed.run.concurrency_key)
+            wake_lane(services, claimed.run.concurrency_key)
+        return None
 
     def _next(self, spec: WorkflowSpec, run: ledger.ClaimedRun, result: AttemptResult) -> Next:
+        attempt = self.claimed.attempt
         if result.deferred is not None:
             delay = result.deferred.delay
             if result.deferred.jitter:  # spread throttled steps so they do not all come back at once
                 delay *= 1 + random.random() / 2
-            return after_deferral(spec, run.step_index, self.attempt, run.budget_start, delay, run.failure)
+            return after_deferral(spec, run.step_index, attempt, run.budget_start, delay, run.failure)
         policy = self.services.default_retry.merged_with(spec.all_steps[run.step_index].retry)
-        return after_attempt(
-            spec, run.step_index, self.attempt, run.budget_start, result.error, policy, failure=run.failure
-        )
+        return after_attempt(spec, run.step_index, attempt, run.budget_start, result.error, policy, failure=run.failure)
 
 
 def run_due_at(nxt: Next) -> datetime | None:
@@ -205,11 +247,9 @@ def _outcome(result: AttemptResult, calls: CallLog, seconds: float) -> dict[str,
     }
 
 
-def _facts(
-    spec: WorkflowSpec, claimed: ledger.Claim, step_id: str, attempt: int, outcome: dict[str, Any], nxt: Next | None
-) -> list[observe.Fact]:
+def _facts(spec: WorkflowSpec, claimed: ledger.Claim, outcome: dict[str, Any], nxt: Next | None) -> list[observe.Fact]:
     """What metrics, logs and the failure notifier learn from this attempt (published after its commit)."""
-    run = claimed.run
+    run, step_id, attempt = claimed.run, claimed.step_id, claimed.attempt
     calls = outcome["calls"] or []
     facts: list[observe.Fact] = [
         observe.StepFinished(

@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     queue_name: str = "hookflow"
     http_timeout_seconds: float = Field(30.0, gt=0, description="Per-call timeout for external APIs.")
     step_job_timeout_seconds: int = Field(300, ge=10, description="Hard limit RQ puts on one step job.")
+    chain_steps_max: int = Field(
+        20,
+        ge=1,
+        description="Steps one job may run back to back when each next step is due at once (1: a job per step).",
+    )
 
     retry_max_attempts: int = Field(
         8, ge=1, description="Default attempts for a step without `retry:` (8 from 2 s: >= 2 min of outage covered)."

@@ -243,6 +243,16 @@ def admin() -> dict[str, str]:
 Drain = Callable[..., int]
 
 
+class CountingWorker(SimpleWorker):
+    """RQ's SimpleWorker, counting the jobs it performs (RQ 3 keeps its own counts only in Redis)."""
+
+    jobs_performed = 0
+
+    def perform_job(self, *args: Any, **kwargs: Any) -> bool:
+        self.jobs_performed += 1
+        return super().perform_job(*args, **kwargs)
+
+
 @pytest.fixture
 def drain(app: Flask, services: Services) -> Drain:
     """Run real RQ SimpleWorkers in burst mode until no job is queued or scheduled; returns jobs run.
@@ -259,14 +269,14 @@ def drain(app: Flask, services: Services) -> Drain:
         with app.app_context():
             while time.monotonic() < deadline:
                 if queue.count:
-                    worker = SimpleWorker([queue], connection=services.redis)
+                    worker = CountingWorker([queue], connection=services.redis)
                     worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
-                    jobs += worker.successful_job_count + worker.failed_job_count
+                    jobs += worker.jobs_performed
                 elif scheduled.count:
                     time.sleep(0.02)
-                    SimpleWorker([queue], connection=services.redis).work(
-                        burst=True, with_scheduler=True, logging_level="WARNING"
-                    )
+                    worker = CountingWorker([queue], connection=services.redis)
+                    worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+                    jobs += worker.jobs_performed
                 else:
                     return jobs
         raise AssertionError(f"queue did not drain within {timeout}s")

@@ -256,17 +256,19 @@ def test_template_syntax_in_form_fields_reaches_bigchange_as_literal_text(
     assert create_job["json"]["description"] == f"Please {field_value}"
 
 
+@pytest.mark.parametrize("settings_overrides", [{"chain_steps_max": 2}])
 def test_a_flushed_redis_loses_no_run(
     app: Flask, client: FlaskClient, services: Services, drain: Drain, sandbox: Sandbox, admin: dict[str, str]
 ) -> None:
-    # Given three runs in flight, some steps done
+    # Given three runs in flight, two of their four steps done (a job goes on for at most two steps here)
     run_ids = [submit(client, enquiry(submission_id=f"sub-{i}"))["runs"][0] for i in range(3)]
     from rq import SimpleWorker
 
     with app.app_context():
         SimpleWorker([services.queue.queue], connection=services.redis).work(
-            burst=True, max_jobs=4, logging_level="WARNING"
+            burst=True, max_jobs=3, logging_level="WARNING"
         )
+    assert [get_run(client, admin, r)["current_step"] for r in run_ids] == ["constraint"] * 3
     # When Redis loses everything
     services.redis.flushdb()
     assert services.queue.queue.count == 0
@@ -277,6 +279,42 @@ def test_a_flushed_redis_loses_no_run(
     assert {get_run(client, admin, r)["status"] for r in run_ids} == {"succeeded"}
     state = sandbox.state()
     assert (len(state["contacts"]), len(state["jobs"])) == (3, 3)
+
+
+def test_a_job_goes_on_to_the_next_step_due_at_once_and_each_step_keeps_its_own_record(
+    client: FlaskClient, drain: Drain, sandbox: Sandbox, admin: dict[str, str]
+) -> None:
+    run_id = submit(client)["runs"][0]
+    assert drain() == 1  # contact -> job -> constraint -> schedule without a queue round trip
+    run = get_run(client, admin, run_id)
+    assert run["status"] == "succeeded"
+    assert [(s["id"], s["status"], len(s["attempts"])) for s in run["steps"]] == [
+        ("contact", "succeeded", 1),
+        ("job", "succeeded", 1),
+        ("constraint", "succeeded", 1),
+        ("schedule", "succeeded", 1),
+    ]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"chain_steps_max": 2}])
+def test_a_job_hands_the_run_back_to_the_queue_after_chain_steps_max_steps(
+    client: FlaskClient, drain: Drain, admin: dict[str, str]
+) -> None:
+    run_id = submit(client)["runs"][0]
+    assert drain() == 2  # contact + job, then constraint + schedule
+    assert get_run(client, admin, run_id)["status"] == "succeeded"
+
+
+def test_a_retry_goes_through_the_queue_not_the_running_job(
+    client: FlaskClient, drain: Drain, sandbox: Sandbox, admin: dict[str, str]
+) -> None:
+    sandbox.fault("/jobs/create", status=503, times=1)
+    run_id = submit(client)["runs"][0]
+    # contact -> job (fails): the retry is scheduled; its job then goes on to constraint and schedule
+    assert drain() == 2
+    run = get_run(client, admin, run_id)
+    assert run["status"] == "succeeded"
+    assert [a["status"] for a in step(run, "job")["attempts"]] == ["failed", "succeeded"]
 
 
 def test_the_reconciler_leaves_queued_jobs_alone(client: FlaskClient, services: Services) -> None:

@@ -217,7 +217,7 @@ class TestRecords:
     def test_the_outcome_and_the_next_state_are_written_together(self, db: Database) -> None:
         claimed = self.claimed(db)
         done = Next(RunStatus.SUCCEEDED, None, 1, 1, 1)
-        assert ledger.record(db, claimed, "contact", 1, OUTCOME, done) is True
+        assert ledger.record(db, claimed, OUTCOME, done) is True
         with db.session() as session:
             run = session.get(Run, claimed.run.id)
             assert (run.status, run.current_step, run.finished_at is not None) == ("succeeded", None, True)
@@ -230,11 +230,62 @@ class TestRecords:
             session.get(Run, claimed.run.id).status = "cancelled"
             session.commit()
         done = Next(RunStatus.SUCCEEDED, None, 1, 1, 1)
-        assert ledger.record(db, claimed, "contact", 1, OUTCOME, done) is False
+        assert ledger.record(db, claimed, OUTCOME, done) is False
         with db.session() as session:
             assert session.get(Run, claimed.run.id).status == "cancelled"
             (attempt,) = store.attempts_of(session, claimed.run.id)
             assert attempt.status == "succeeded"
+
+
+class TestAdvance:
+    """Going straight on to the run's next step: record one attempt and claim the next in one transaction."""
+
+    def claimed(self, db: Database) -> ledger.Claim:
+        return TestRecords().claimed(db)
+
+    def test_the_outcome_the_move_and_the_next_claim_are_written_together(self, db: Database) -> None:
+        claimed = self.claimed(db)
+        job = Next(RunStatus.RUNNING, "job", 1, 1, 1)
+        following = ledger.advance(db, claimed, OUTCOME, job)
+        assert following is not None
+        assert (following.step_id, following.attempt, following.run.step_index) == ("job", 1, 1)
+        with db.session() as session:
+            run = session.get(Run, claimed.run.id)
+            assert (run.status, run.current_step, run.step_index, run.attempt) == ("running", "job", 1, 1)
+            contact, job_attempt = store.attempts_of(session, run.id)
+            assert (contact.step_id, contact.status, contact.output) == ("contact", "succeeded", {"id": 7})
+            assert (job_attempt.step_id, job_attempt.status, job_attempt.id) == ("job", "started", following.attempt_id)
+
+    def test_the_history_carried_over_is_what_the_ledger_now_holds(self, db: Database) -> None:
+        claimed = self.claimed(db)
+        following = ledger.advance(db, claimed, OUTCOME, Next(RunStatus.RUNNING, "job", 1, 1, 1))
+        assert following is not None
+        with db.engine.connect() as conn:
+            assert following.history == ledger._history(conn, claimed.run.id)
+        assert following.event is claimed.event  # the event never changes: not read again
+
+    def test_the_next_claim_is_unique_like_any_claim(self, db: Database) -> None:
+        claimed = self.claimed(db)
+        following = ledger.advance(db, claimed, OUTCOME, Next(RunStatus.RUNNING, "job", 1, 1, 1))
+        assert following is not None
+        # A stray queue job for the step this worker went on to finds it claimed
+        assert ledger.claim(db, ledger.EventViews(), claimed.run.id, "job", 1) is None
+
+    def test_a_run_cancelled_meanwhile_is_not_advanced_but_the_outcome_is_kept(self, db: Database) -> None:
+        claimed = self.claimed(db)
+        with db.session() as session:
+            session.get(Run, claimed.run.id).status = "cancelled"
+            session.commit()
+        assert ledger.advance(db, claimed, OUTCOME, Next(RunStatus.RUNNING, "job", 1, 1, 1)) is None
+        with db.session() as session:
+            run = session.get(Run, claimed.run.id)
+            assert (run.status, run.current_step) == ("cancelled", "contact")
+            (attempt,) = store.attempts_of(session, claimed.run.id)
+            assert attempt.status == "succeeded"
+
+    def test_a_finished_run_is_recorded_not_advanced(self, db: Database) -> None:
+        with pytest.raises(ValueError, match="record"):
+            ledger.advance(db, self.claimed(db), OUTCOME, Next(RunStatus.SUCCEEDED, None, 1, 1, 1))
 
 
 def test_idle_active_runs_are_oldest_first_and_exclude_finished(db: Database) -> None:
