@@ -30,6 +30,11 @@ class Route:
     body: type[BaseModel] | None = None
     errors: dict[int, str] = field(default_factory=dict)
     also: tuple[int, str] | None = None  # a second success status, same body (e.g. 200 for a dry run)
+    body_required: bool = False
+    headers: dict[str, str] = field(default_factory=dict)  # optional request headers: name -> description
+    description: str = ""
+    # None: the document's Bearer ADMIN_TOKEN. A route that also takes other credentials lists `{}` (none) too.
+    security: tuple[dict[str, list[str]], ...] | None = None
 
 
 ROUTES: tuple[Route, ...] = (
@@ -75,6 +80,43 @@ ROUTES: tuple[Route, ...] = (
         "Check a workflow file (JSON here, or the file itself as text/yaml)",
         (200, api.ValidateOut),
         body=api.ValidateIn,
+        body_required=True,
+    ),
+    Route(
+        "post",
+        "/api/events/{event_id}/replay",
+        "Start the event's workflows again (new runs), or read a rejected event again",
+        (202, api.ReplayOut),
+        body=api.ReplayIn,
+        also=(200, "The rejected event, read again, is an event already stored: nothing started"),
+        errors={
+            404: "No event",
+            409: "Its source is gone, or the named workflow does not match it",
+            422: "A rejected event that still cannot be accepted",
+        },
+    ),
+    Route(
+        "post",
+        "/api/workflows/{name}/run",
+        "Run one workflow with this JSON body as event.data (202; 200 once finished within ?wait)",
+        (202, api.RunOut),
+        api.RunWorkflowQuery,
+        body=api.RunWorkflowIn,
+        also=(200, "The run finished within ?wait"),
+        errors={
+            401: "Not ADMIN_TOKEN or DIRECT_RUN_TOKEN, nor the credentials of a source listing the workflow",
+            404: "No such workflow is loaded",
+            413: "The body is over MAX_BODY_BYTES",
+            415: "A body type that cannot be read",
+            422: "The Idempotency-Key was used before with another body",
+            429: "The caller's source is over its rate limit",
+            503: "Direct runs are not enabled (no DIRECT_RUN_TOKEN, ADMIN_TOKEN or run_workflows)",
+        },
+        headers={"Idempotency-Key": "The same key and body again answer with the first run instead of a new one."},
+        description="Callers: Bearer ADMIN_TOKEN or DIRECT_RUN_TOKEN (any workflow), or the credentials of a "
+        "source whose run_workflows lists it, checked by that source's verify (e.g. its X-Hook-Token or ?token=). "
+        "Steps show status and output; attempts are left out.",
+        security=({"bearerAuth": []}, {}),
     ),
 )
 
@@ -121,15 +163,23 @@ def _operation(route: Route) -> dict[str, Any]:
         "operationId": route.method + "_" + "_".join(p.strip("{}") for p in route.path.split("/")[2:]),
         "responses": responses,
     }
+    if route.description:
+        operation["description"] = route.description
+    if route.security is not None:
+        operation["security"] = list(route.security)
     parameters = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in _path_names(route.path)
     ]
     if route.query is not None:
         parameters += _query_parameters(route.query)
+    parameters += [
+        {"name": name, "in": "header", "required": False, "description": text, "schema": {"type": "string"}}
+        for name, text in route.headers.items()
+    ]
     if parameters:
         operation["parameters"] = parameters
     if route.body is not None:
-        operation["requestBody"] = {"required": route.body is api.ValidateIn, "content": _content(route.body)}
+        operation["requestBody"] = {"required": route.body_required, "content": _content(route.body)}
     return operation
 
 
@@ -144,8 +194,9 @@ def document() -> dict[str, Any]:
     for route in ROUTES:
         models += [route.ok[1], *(m for m in (route.body,) if m is not None)]
     unique = list(dict.fromkeys(models))
+    bodies = {route.body for route in ROUTES}  # what callers send is described as it is validated
     _, definitions = models_json_schema(
-        [(model, "validation" if model in (api.BulkRetryIn, api.ValidateIn) else "serialization") for model in unique],
+        [(model, "validation" if model in bodies else "serialization") for model in unique],
         ref_template=REF,
     )
     paths: dict[str, dict[str, Any]] = {}

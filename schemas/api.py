@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
 RunStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 EventStatusName = Literal["accepted", "rejected"]
@@ -80,6 +80,35 @@ class ValidateIn(BaseModel):
 
     yaml: str = Field(max_length=256 * 1024, description="The workflow file's text.")
     filename: str = Field("workflow.yaml", max_length=200, pattern=r"^[\w.-]+\.ya?ml$")
+
+
+class ReplayIn(BaseModel):
+    """POST /api/events/<id>/replay (the body is optional): replay into one workflow only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow: str | None = Field(
+        None, max_length=200, description="Start only this workflow; the others matching the event do not run again."
+    )
+
+
+class RunWorkflowQuery(BaseModel):
+    """POST /api/workflows/<name>/run: `wait`; every other parameter reaches the run as `event.query`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    wait: float | None = Field(
+        None,
+        ge=0,
+        description="Hold the answer up to this many seconds (at most DIRECT_RUN_MAX_WAIT_SECONDS) for the run to end.",
+    )
+
+
+class RunWorkflowIn(RootModel[dict[str, Any]]):
+    """POST /api/workflows/<name>/run: any JSON object (or form fields); it becomes the run's `event.data`.
+
+    engine.direct parses it, as /hooks parses a delivery; this model is what the document shows.
+    """
 
 
 # --- Responses --------------------------------------------------------------------------------
@@ -195,6 +224,31 @@ class EventOut(EventSummary):
     body: str
     runs: list[str]
     links: EventLinks
+
+
+class ReplayedEvent(BaseModel):
+    """One event a replayed rejected event became (a batching sender's delivery can hold several)."""
+
+    event_id: str
+    runs: list[str] | None = Field(None, description="The runs it started.")
+    duplicate: bool | None = Field(None, description="true: that event was already stored; nothing started.")
+    error: str | None = Field(None, description="Why it is still rejected.")
+
+
+class ReplayOut(BaseModel):
+    """What a replay started; fields that do not apply are left out.
+
+    An accepted event: `event_id` (the same) and its new `runs`. A rejected event,
+    read again: `replay_of` (its id) and the event it became (`event_id` with `runs`,
+    or `duplicate`), or `events` when it became several (or none: a handshake).
+    """
+
+    replay_of: str | None = Field(None, description="The rejected event that was read again.")
+    event_id: str | None = None
+    runs: list[str] | None = None
+    duplicate: bool | None = Field(None, description="true: the event it became was already stored (200).")
+    error: str | None = None
+    events: list[ReplayedEvent] | None = None
 
 
 class EventList(BaseModel):

@@ -37,7 +37,7 @@ from web.auth import require_admin_token
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 # Ids are ours (`run_<ULID>`, `evt_<ULID>`); anything else cannot exist, and must not reach the database as is.
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+OUR_ID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 YAML_TYPES = ("text/yaml", "application/yaml", "application/x-yaml", "text/x-yaml", "text/plain")
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -46,7 +46,8 @@ class BadInput(Exception):
     """A request parameter or body failed validation; the message names what and why."""
 
 
-def _json(model: BaseModel, status: int = 200) -> tuple[Response, int]:
+def model_response(model: BaseModel, status: int = 200) -> tuple[Response, int]:
+    """A response model as JSON, under its field aliases (what the OpenAPI document shows)."""
     return Response(model.model_dump_json(by_alias=True), mimetype="application/json"), status
 
 
@@ -95,18 +96,18 @@ def list_runs() -> tuple[Response, int]:
     wanted = parse(RunQuery, request.args.to_dict(flat=True))
     with current_services().db.session() as session:
         rows, more = queries.run_page(session, wanted)
-    return _json(RunList(runs=[report.summarize(row.run, row.source) for row in rows], next_before=more))
+    return model_response(RunList(runs=[report.summarize(row.run, row.source) for row in rows], next_before=more))
 
 
 def run_view(run_id: str, status: int = 200) -> tuple[Response, int]:
-    if not _ID.match(run_id):
+    if not OUR_ID.match(run_id):
         return _error(404, f"no run {run_id}")
     with current_services().db.session() as session:
         run = session.get(Run, run_id)
         if run is None:
             return _error(404, f"no run {run_id}")
         attempts, items = store.attempts_of(session, run_id), store.items_of(session, run_id)
-        return _json(report.describe(run, attempts, items, queries.source_of(session, run)), status)
+        return model_response(report.describe(run, attempts, items, queries.source_of(session, run)), status)
 
 
 @bp.get("/runs/<run_id>")
@@ -127,7 +128,7 @@ def cancel_run(run_id: str) -> tuple[Response, int]:
 
 
 def _act(action: Any, run_id: str, ok: int = 202) -> tuple[Response, int]:
-    if not _ID.match(run_id):
+    if not OUR_ID.match(run_id):
         return _error(404, f"no run {run_id}")
     try:
         action(current_services(), run_id)
@@ -150,7 +151,7 @@ def retry_runs() -> tuple[Response, int]:
     result = BulkRetryOut(
         dry_run=wanted.dry_run, matched=len(outcome.matched), retried=outcome.retried, skipped=skipped
     )
-    return _json(result, 200 if wanted.dry_run else 202)
+    return model_response(result, 200 if wanted.dry_run else 202)
 
 
 # --- Events -----------------------------------------------------------------------------------
@@ -162,18 +163,18 @@ def list_events() -> tuple[Response, int]:
     wanted = parse(EventQuery, request.args.to_dict(flat=True))
     with current_services().db.session() as session:
         events, more = queries.event_page(session, wanted)
-    return _json(EventList(events=[report.summarize_event(event) for event in events], next_before=more))
+    return model_response(EventList(events=[report.summarize_event(event) for event in events], next_before=more))
 
 
 @bp.get("/events/<event_id>")
 def get_event(event_id: str) -> tuple[Response, int]:
-    if not _ID.match(event_id):
+    if not OUR_ID.match(event_id):
         return _error(404, f"no event {event_id}")
     with current_services().db.session() as session:
         event = session.get(Event, event_id)
         if event is None:
             return _error(404, f"no event {event_id}")
-        return _json(report.describe_event(event, queries.run_ids_of_event(session, event_id)))
+        return model_response(report.describe_event(event, queries.run_ids_of_event(session, event_id)))
 
 
 # --- Workflows --------------------------------------------------------------------------------
@@ -187,7 +188,7 @@ def list_workflows() -> tuple[Response, int]:
     now = store.utcnow()
     with services.db.session() as session:
         summaries = [report.workflow_overview(session, wf, now) for _, wf in sorted(catalog.workflows.items())]
-    return _json(WorkflowList(workflows=summaries, issues=[report.issue_out(i) for i in catalog.issues]))
+    return model_response(WorkflowList(workflows=summaries, issues=[report.issue_out(i) for i in catalog.issues]))
 
 
 @bp.get("/workflows/<name>")
@@ -199,7 +200,7 @@ def get_workflow(name: str) -> tuple[Response, int]:
         return _error(404, f"no workflow {name!r}; loaded: {', '.join(sorted(catalog.workflows)) or 'none'}")
     with services.db.session() as session:
         summary = report.workflow_overview(session, workflow, store.utcnow())
-    return _json(report.describe_workflow(summary, workflow, catalog.issues))
+    return model_response(report.describe_workflow(summary, workflow, catalog.issues))
 
 
 @bp.post("/workflows/validate")
@@ -215,7 +216,7 @@ def validate_workflow() -> tuple[Response, int]:
         if not isinstance(body, dict):
             raise BadInput('send the file as text/yaml, or JSON {"yaml": "<the file>", "filename": "x.yaml"}')
         wanted = parse(ValidateIn, body)
-    return _json(validate_text(wanted))
+    return model_response(validate_text(wanted))
 
 
 def _reader_issue(wanted: ValidateIn, exc: ReaderError) -> Issue:

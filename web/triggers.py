@@ -9,28 +9,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, jsonify, request
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from engine import direct, report, store
 from engine.intake import InboundRequest
 from engine.models import Run
 from engine.replay import EventNotFound, ReplayConflict, Replayed, StillRejected, replay_event
 from engine.services import Services, current_services
+from schemas.api import ReplayedEvent, ReplayIn, ReplayOut, RunWorkflowQuery
+from web.api import OUR_ID, validation_message
 from web.auth import require_admin_token
 
 bp = Blueprint("triggers", __name__, url_prefix="/api")
 _admin = Blueprint("admin", __name__)
 _admin.before_request(require_admin_token)
-
-
-class ReplayIn(BaseModel):
-    """Optional body of a replay: replay into this workflow only."""
-
-    model_config = ConfigDict(extra="forbid")
-    workflow: str | None = None
 
 
 def _error(status: int, message: str) -> tuple[Response, int]:
@@ -39,13 +32,15 @@ def _error(status: int, message: str) -> tuple[Response, int]:
 
 @_admin.post("/events/<event_id>/replay")
 def replay(event_id: str) -> tuple[Response, int]:
+    if not OUR_ID.match(event_id):  # cannot exist; and PostgreSQL refuses NUL in a query, which would be a 500
+        return _error(404, f"no event {event_id}")
     given = request.get_json(silent=True) if request.data else {}
     if not isinstance(given, dict):
         return _error(400, 'the body is optional; if sent, it is a JSON object such as {"workflow": "<name>"}')
     try:
         wanted = ReplayIn.model_validate(given)
     except ValidationError as exc:
-        return _error(400, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+        return _error(400, validation_message(exc))
     try:
         done = replay_event(current_services(), event_id, wanted.workflow)
     except EventNotFound:
@@ -58,13 +53,15 @@ def replay(event_id: str) -> tuple[Response, int]:
 
 
 def _replay_answer(done: Replayed) -> tuple[Response, int]:
+    """202 with what started; 200 when the event a rejected one became was already stored (nothing started)."""
     if done.replay_of is None:
-        return jsonify(event_id=done.event_id, runs=[run.id for run in done.runs]), 202
-    if len(done.stored) == 1 and done.stored[0].duplicate_of is not None:
-        return jsonify(replay_of=done.replay_of, event_id=done.event_id, duplicate=True), 200
-    if len(done.stored) == 1:
-        return jsonify(replay_of=done.replay_of, **done.stored[0].answer()), 202
-    return jsonify(replay_of=done.replay_of, events=[item.answer() for item in done.stored]), 202
+        answer = ReplayOut(event_id=done.event_id, runs=[run.id for run in done.runs])
+    elif len(done.stored) == 1:
+        answer = ReplayOut(replay_of=done.replay_of, **done.stored[0].answer())
+    else:
+        answer = ReplayOut(replay_of=done.replay_of, events=[ReplayedEvent(**item.answer()) for item in done.stored])
+    status = 200 if answer.duplicate else 202
+    return Response(answer.model_dump_json(exclude_none=True), mimetype="application/json"), status
 
 
 bp.register_blueprint(_admin)
@@ -74,23 +71,22 @@ def _wait_seconds(services: Services) -> float | None:
     """The `?wait=` asked for, capped; None when absent.
 
     Raises:
-        ValueError: not a number of seconds.
+        ValueError: not a number of seconds (NaN and negatives included).
     """
-    raw = request.args.get("wait")
-    if raw is None:
-        return None
-    seconds = float(raw)
-    if not seconds >= 0:  # also refuses NaN
-        raise ValueError(raw)
-    return min(seconds, services.settings.direct_run_max_wait_seconds)
+    given = {"wait": request.args["wait"]} if "wait" in request.args else {}
+    try:
+        wait = RunWorkflowQuery.model_validate(given).wait
+    except ValidationError as exc:
+        raise ValueError(validation_message(exc)) from None
+    return None if wait is None else min(wait, services.settings.direct_run_max_wait_seconds)
 
 
 def _run_answer(services: Services, run: Run, repeated: bool) -> tuple[Response, int]:
-    """The run as GET /api/runs/<id> shows it, without the attempts' call logs (callers need outputs)."""
+    """The run as GET /api/runs/<id> shows it (RunOut), without the attempts and items (callers need outputs)."""
     with services.db.session() as session:
         view = report.describe(run, store.attempts_of(session, run.id), store.items_of(session, run.id))
-    body: dict[str, Any] = view.model_dump(mode="json", exclude={"steps": {"__all__": {"attempts", "items"}}})
-    response = jsonify(body)
+    body = view.model_dump_json(by_alias=True, exclude={"steps": {"__all__": {"attempts", "items"}}})
+    response = Response(body, mimetype="application/json")
     response.headers["Location"] = f"/api/runs/{run.id}"
     if repeated:
         response.headers["Idempotent-Replayed"] = "true"
