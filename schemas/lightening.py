@@ -83,14 +83,17 @@ class _Id(_In):
 
 class ContactCreate(_ContactFields, _Customer):  # bases in this order put customer_id first in the docs
     """Adds a contact. `customer_id` is not in the documented create fields (UNCONFIRMED): it is sent
-    only when given, and it is what lets a retried create find the contact an earlier attempt made."""
+    only when given, and it is what lets a retried create find the contact an earlier attempt made.
+    `create_method` is not allowed (the docs list it as "Not allowed"); giving it is a validation
+    error."""
 
     locale: str = Field("en_US", pattern=LOCALE_PATTERN)
 
 
 class ContactUpdate(_ContactFields, _Id):  # id first in the docs
     """Updates a contact (POST, not PUT). `locale` has no default here: sending en_US on every
-    update would overwrite the locale the contact already has."""
+    update would overwrite the locale the contact already has. `create_method` is not allowed, as
+    on create; giving it is a validation error."""
 
     locale: str | None = Field(None, pattern=LOCALE_PATTERN)
 

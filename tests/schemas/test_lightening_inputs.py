@@ -146,3 +146,9 @@ def test_list_needs_at_least_one_customer_id_and_takes_one_or_many() -> None:
             m.ContactList.model_validate({"customer_id": bad})
     with pytest.raises(ValidationError, match="customer_id"):
         m.ContactList.model_validate({})
+
+
+@pytest.mark.parametrize("model", [m.ContactCreate, m.ContactUpdate])
+def test_the_generated_docs_say_create_method_is_not_allowed(model: type[BaseModel]) -> None:
+    # docs/connectors/lightening.md is rendered from these docstrings (flask connectors docs).
+    assert "`create_method` is not allowed" in (model.__doc__ or "")
