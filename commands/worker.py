@@ -4,21 +4,47 @@ Why not `rq worker`: RQ's default worker forks per job, which on a 2-core
 machine caps a 4-call workflow at ~13/s against ~105/s without forking
 (DESIGN.md). SimpleWorker runs jobs in this process, inside the app context
 this command pushes, so each job reuses the process's DB pool and HTTP client.
+`--processes N` forks N such workers with RQ's WorkerPool (shared pages, one
+command to supervise); `rq worker-pool -w commands.worker.PoolWorker -n N`
+does the same from RQ's own CLI.
 """
 
 from __future__ import annotations
 
 import click
+from flask import Flask
 from flask.cli import with_appcontext
 
 from engine.services import current_services
-from engine.worker import run_worker
+from engine.worker import PooledStepWorker, run_pool, run_worker
 
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Drain the queue, then exit (for tests and one-off catch-up).")
 @click.option("--no-reconciler", is_flag=True, help="Do not look for lost runs from this process.")
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Step workers to fork (RQ's WorkerPool); each runs one step at a time.",
+)
 @with_appcontext
-def worker(burst: bool, no_reconciler: bool) -> None:
+def worker(burst: bool, no_reconciler: bool, processes: int) -> None:
     """Run step jobs (and delayed retries) until stopped."""
-    run_worker(current_services(), burst=burst, reconciler=not no_reconciler)
+    if processes == 1:
+        run_worker(current_services(), burst=burst, reconciler=not no_reconciler)
+    else:
+        run_pool(current_services(), processes, burst=burst, reconciler=not no_reconciler)
+
+
+def _app_from_environment() -> Flask:
+    from app import create_app  # imported here: app.py imports this module to register the command
+
+    return create_app()
+
+
+class PoolWorker(PooledStepWorker):
+    """For RQ's CLI: `rq worker-pool hookflow -w commands.worker.PoolWorker -n 8` (builds the app from the env)."""
+
+    app_factory = staticmethod(_app_from_environment)

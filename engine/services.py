@@ -74,6 +74,15 @@ class Services:
             spec = self._specs[definition_hash] = WorkflowSpec.model_validate(loaded)
         return spec
 
+    def after_fork(self) -> None:
+        """Drop connections inherited from a parent process; this process opens its own on first use.
+
+        SQLAlchemy's documented recipe (dispose without closing: the parent still owns those
+        sockets); redis-py and the lazily created HTTP client notice the new pid themselves.
+        """
+        self.db.engine.dispose(close=False)
+        self._http = None
+
     def close(self) -> None:
         if self._http is not None:
             self._http.close()

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
+from flask import Flask, has_app_context
 from redis.exceptions import RedisError
 from rq import SimpleWorker
+from rq.worker_pool import WorkerPool
 
 from engine.recovery import ReconcilerThread
-from engine.services import Services
+from engine.services import Services, current_services
 
 log = logging.getLogger(__name__)
 MAX_PAUSE_SECONDS = 30.0
@@ -37,6 +41,53 @@ class StepWorker(SimpleWorker):
     def handle_warm_shutdown_request(self) -> None:
         self.stop_asked = True
         super().handle_warm_shutdown_request()
+
+
+class PooledStepWorker(StepWorker):
+    """A step worker for one process of a pool: `flask worker --processes N`, or RQ's own `rq worker-pool`.
+
+    RQ's WorkerPool forks its processes and calls `work()` on an instance of
+    this class in each. Step jobs read Services from the Flask app context: a
+    process forked by `flask worker` inherits that context (its inherited
+    connections are dropped first); under `rq worker-pool` the app is built
+    from the environment with `app_factory`. Each process runs the reconciler
+    thread as `flask worker` does (a Redis lock lets one at a time do a pass).
+    If Redis goes away, `work()` ends and the pool starts a fresh process.
+    """
+
+    app_factory: Callable[[], Flask] | None = None  # set by the entry point that knows the app
+    with_reconciler: bool = True
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        if has_app_context():
+            services = current_services()
+            services.after_fork()
+            return self._work_with(services, *args, **kwargs)
+        if self.app_factory is None:
+            raise RuntimeError("PooledStepWorker needs an app context or an app_factory")
+        with self.app_factory().app_context():
+            services = current_services()
+            services.after_fork()
+            return self._work_with(services, *args, **kwargs)
+
+    def _work_with(self, services: Services, *args: Any, **kwargs: Any) -> bool:
+        thread = ReconcilerThread(services) if self.with_reconciler else None
+        if thread is not None:
+            thread.start()
+        try:
+            return super().work(*args, **kwargs)
+        finally:
+            if thread is not None:
+                thread.stop()
+
+
+def run_pool(services: Services, processes: int, *, burst: bool = False, reconciler: bool = True) -> None:
+    """Fork `processes` step workers (RQ's WorkerPool) and keep that many alive until stopped."""
+    PooledStepWorker.with_reconciler = reconciler
+    pool = WorkerPool(
+        [services.queue.queue], connection=services.redis, num_workers=processes, worker_class=PooledStepWorker
+    )
+    pool.start(burst=burst, logging_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()))
 
 
 def run_worker(services: Services, *, burst: bool = False, reconciler: bool = True) -> None:

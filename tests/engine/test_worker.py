@@ -111,3 +111,54 @@ def test_the_worker_keeps_working_through_a_redis_restart_and_stops_on_sigterm(
         if worker.poll() is None:
             worker.kill()
         worker.communicate()
+
+
+def start_pool(argv: list[str], database: str, workflows: Path, redis_url: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "DATABASE_URL": database, "REDIS_URL": redis_url, "WORKFLOWS_DIR": str(workflows), **SECRETS}
+    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def registered_worker_pids(redis_url: str) -> set[int]:
+    from redis import Redis
+    from rq import Worker
+
+    connection = Redis.from_url(redis_url)
+    try:
+        return {worker.pid for worker in Worker.all(connection=connection)}
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param([sys.executable, "-m", "flask", "--app", "app", "worker", "--processes", "2"], id="flask-worker"),
+        pytest.param(
+            [sys.executable, "-m", "rq.cli", "worker-pool", "hookflow", "-w", "commands.worker.PoolWorker", "-n", "2"],
+            id="rq-worker-pool",
+        ),
+    ],
+)
+def test_a_pool_of_step_workers_runs_runs_in_separate_processes_and_stops_on_sigterm(
+    command: list[str], deployment: tuple[str, Path], private_redis: EmbeddedRedis
+) -> None:
+    database, workflows = deployment
+    if "rq.cli" in command:
+        command = [*command, "--url", private_redis.url]
+    pool = start_pool(command, database, workflows, private_redis.url)
+    try:
+        # Two step workers register, each in a process of its own (not the pool's)
+        assert wait_for(lambda: len(registered_worker_pids(private_redis.url)) == 2, 60), "the pool did not start"
+        assert pool.pid not in registered_worker_pids(private_redis.url)
+        # They run work inside the app (the step job finds its services) ...
+        for submission in ("one", "two", "three"):
+            assert submit_and_wait(database, workflows, private_redis.url, submission), f"run {submission} never ran"
+        # ... and SIGTERM stops the pool and its workers
+        pool.send_signal(signal.SIGTERM)
+        pool.wait(timeout=30)
+        assert wait_for(lambda: not registered_worker_pids(private_redis.url), 10)
+    finally:
+        if pool.poll() is None:
+            pool.kill()
+        output = pool.communicate()[0]
+    assert "Traceback" not in output, output
