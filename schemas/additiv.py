@@ -58,15 +58,30 @@ class ExternalConnection(_In):
 class ContactCreate(_In):
     """Creates a contact (path inferred). With `externalConnection`, the contact is first looked up by it
     and returned (`created: false`) if it exists; a new contact is then linked to it, so a retried or
-    repeated create never makes a second contact. Fails with UsernameNotUnique if the username is taken."""
+    repeated create never makes a second contact. `externalConnection` needs a `username`: if a create's
+    answer is lost, the unlinked contact cannot be looked up, and its unique username is what makes
+    additiv refuse a second one (the step then fails saying the contact was probably created by an
+    earlier attempt). Fails with UsernameNotUnique if the username is taken."""
 
     contactTypeId: Int32Id
-    username: str | None = Field(None, min_length=1, description="Unique across all contacts.")
+    username: str | None = Field(
+        None, min_length=1, description="Unique across all contacts; required with externalConnection."
+    )
     details: dict[str, Any] = Field(description="Validated by additiv against the tenant's contact details schema.")
     correlationId: str | None = None
     externalConnection: ExternalConnection | None = Field(
         None, description="Not part of the create request: looked up first, linked after. Needed to reconcile."
     )
+
+    @model_validator(mode="after")
+    def _a_link_needs_a_username(self) -> ContactCreate:
+        if self.externalConnection is not None and self.username is None:
+            raise ValueError(
+                "externalConnection needs a username (e.g. the client's email): additiv can find a contact "
+                "by nothing else before it is linked, and a unique username is what stops a retried create "
+                "from making a second contact"
+            )
+        return self
 
 
 class DetailsGet(_Contact):

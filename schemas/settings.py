@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='JSON {"<operation>": "METHOD /path/{param}"}: replaces an inferred (unconfirmed) route.',
     )
+    additiv_export_query_encoding: str = Field(
+        "json",
+        pattern="^(json|text)$",
+        description="How a contacts export's GraphQL filter is sent: a JSON string, or text/plain (unconfirmed).",
+    )
 
     max_body_bytes: int = Field(1024 * 1024, ge=1, description="Largest webhook body accepted (413 above).")
     queue_name: str = "hookflow"

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from tests.conftest import SECRETS, Drain, Sandbox, post_hook
+from tests.conftest import SANDBOX_KEY, SECRETS, Drain, Sandbox, post_hook
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "new-client.json"
 TOKEN = {"X-Hook-Token": SECRETS["WEBFORM_TOKEN"]}
@@ -112,18 +112,44 @@ def test_a_create_whose_answer_was_lost_never_makes_a_second_contact(
     client: FlaskClient, drain: Drain, sandbox: Sandbox, simulator: Any, admin: dict[str, str]
 ) -> None:
     additiv = simulator("/additiv")
-    # Given additiv creates the contact but a 500 hides its id from us (the documented gap)
+    # Given additiv creates the contact but a 500 hides its id from us
     additiv.fault("/v1.0/contacts", method="POST", status=500, when="after")
     accepted = submit(client, onboarding())
     drain()
     run = run_of(client, admin, accepted)
-    # Then the retry's create is refused for the username, and the run stops saying why
+    # Then the retry's create is refused for the username, and the run stops saying the contact is probably ours
     assert run["status"] == "failed"
     attempts = step(run, "client")["attempts"]
     assert [a["error_class"] for a in attempts] == ["transient", "permanent"]
-    assert (
-        "UsernameNotUnique: the username (or the email, where they are coupled) is already used"
-        in (attempts[1]["error"])
+    error = attempts[1]["error"]
+    assert error.startswith(
+        "additiv refused the create because username 'tomas.keller@example.ch' is taken, probably by the contact "
+        "an earlier attempt of this step created before its answer was lost"
     )
-    assert "additiv correlationId" in attempts[1]["error"]
-    assert len(created_contacts(additiv)) == 1 and sandbox.calls() == []
+    assert "add the external connection CRM/CRM-48213 to it, and retry the run" in error
+    assert "additiv correlationId" in error
+    (contact,) = created_contacts(additiv)
+    assert contact["connections"] == [] and sandbox.calls() == []
+    # When the operator links that contact in additiv and retries the run
+    link = client_link(additiv, contact["id"])
+    assert link.status_code == 204
+    retried = client.post(f"/api/runs/{run['id']}/retry", headers=admin)
+    assert retried.status_code in (200, 202), retried.get_json()
+    drain()
+    run = run_of(client, admin, accepted)
+    # Then the run finishes with that contact as its own creation, and BigChange books the visit once
+    assert run["status"] == "succeeded", run
+    output = step(run, "client")["output"]
+    assert (output["id"], output["created"]) == (contact["id"], True)
+    assert len(created_contacts(additiv)) == 1
+    (visit,) = sandbox.state()["jobs"]
+    assert visit["reference"] == "CLIENT-CRM-48213"
+
+
+def client_link(additiv: Sandbox, contact_id: int) -> Any:
+    """What an operator does in additiv: add the CRM connection to the contact."""
+    return additiv.control.post(
+        f"/v1.0/contacts/{contact_id}/external-connections",
+        json=CRM_LINK,
+        headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
+    )

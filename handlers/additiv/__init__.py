@@ -6,8 +6,9 @@ operation's call below is marked **(confirmed)** or **(inferred)**.
 
 **Auth.** `Authorization: Bearer <ADDITIV_TOKEN>` on every call (Bearer is confirmed).
 The token is an access token from the DFS identity server's `connect/token`, obtained
-outside Hookflow (fetching and refreshing one needs a form-encoded POST the engine cannot
-send yet); tokens expire, and a 401/403 fails the step with "check ADDITIV_TOKEN".
+outside Hookflow: Hookflow does not fetch or refresh tokens (the grant type, scope and
+identity-server host are unconfirmed), so tokens expire, and a 401/403 fails the step with
+"check ADDITIV_TOKEN".
 Use an *app* token: an app's detail changes apply at once, a member's may need approval.
 `ADDITIV_BASE_URL` has no default: it is the tenant's host plus any API-gateway prefix
 (unconfirmed), and every path below is appended to it.
@@ -16,8 +17,11 @@ Use an *app* token: an app's detail changes apply at once, a member's may need a
 route can be replaced without a code change: `ADDITIV_ROUTES` is a JSON object from
 operation name to `"METHOD /path"`, using the same `{placeholders}`, e.g.
 `{"additiv.contacts.details.change_history.search": "POST /v1.1/contacts/{contactId}/details/change-history/search"}`
-(the docs say GET with a JSON body, which is what is sent by default). A bad override
-fails every additiv step, naming it.
+(the docs say GET with a JSON body, which is what is sent by default). The look-up by
+external connection sends `system` and `externalId` as query parameters; whether they are
+query or path parameters is unconfirmed, so its override may put either or both in the path:
+`{"additiv.contacts.external_connections.find": "GET /v1.0/contacts/external-connections/{system}/{externalId}"}`
+(path values are percent-encoded, `/` included). A bad override fails every additiv step, naming it.
 
 **Language.** `ADDITIV_ACCEPT_LANGUAGE` (ISO 639-1, e.g. `de`) is sent as
 `Accept-Language`; unset, additiv uses the tenant's default language.
@@ -30,21 +34,24 @@ by another contact". Classification is as for every connector: 5xx/429/408 trans
 4xx permanent.
 
 **Creating a contact without ever making two.** `additiv.contacts.create` takes an optional
-`externalConnection: {system, externalId}` that is *not* sent with the create. With it, the
-step (1) looks the contact up by that connection (a 404 means "none") and, if found,
-outputs it with `created: false`; otherwise (2) creates the contact, (3) notes the new id
-in Redis, (4) adds the external connection, (5) drops the note. A retry after the link was
-made (its answer lost, say) finds the contact by its connection; a retry after the link
-failed, or after the worker died between create and link, finds the note and links the
-contact already made. Known gap: if the *create's* own answer is lost, the new contact is
-neither linked nor noted, and additiv offers no search by username or details to find it,
-so the retry would create a second one; when the step gives a `username` (unique in
-additiv), additiv refuses that second create with UsernameNotUnique and the run stops for
-an operator instead. Give a username whenever you can (the shipped new-client workflow does).
-Without `externalConnection` a create is not reconciled at all.
+`externalConnection: {system, externalId}` that is *not* sent with the create, and which
+requires a `username`. With it, the step (1) looks the contact up by that connection (a 404
+means "none") and, if found, outputs it with `created: false`; otherwise (2) notes in Redis
+that it is creating one, (3) creates the contact, (4) notes the new id, (5) adds the external
+connection, (6) drops the note. A retry after the link was made (its answer lost, say) finds
+the contact by its connection; a retry after the link failed, or after the worker died
+between noting the id and linking, links the noted contact. If the *create's* own answer is
+lost, nothing can find the new contact (additiv has no look-up by username or details), so
+the retry creates again, and additiv refuses that second contact because the username is
+taken (UsernameNotUnique). With the "creating" note still there, or the engine reporting the
+earlier attempt's outcome as unknown, the step fails saying the contact was probably created
+by an earlier attempt: link it to the connection in additiv and retry the run, which then
+finds it (`created: true`, since this step made it). Without `externalConnection` a create
+is not reconciled at all.
 
-**Exports.** `additiv.contacts.export` starts an export (an optional GraphQL filter is sent
-as a JSON string; whether DFS wants text/plain is unconfirmed) and outputs `exportJobId`.
+**Exports.** `additiv.contacts.export` starts an export and outputs `exportJobId`. An
+optional GraphQL filter is sent as a JSON string, or as text/plain with
+`ADDITIV_EXPORT_QUERY_ENCODING=text` (which one DFS wants is unconfirmed).
 `additiv.contacts.export.get` fetches the CSV: while the export is not ready (an empty
 answer, or JSON instead of CSV) the step fails as transient and is retried with its
 backoff. Output: `{exportJobId, columns, rowCount, rows, csv}` (rows as objects).
@@ -94,8 +101,11 @@ def export_started(body: Any) -> Output:
 
 
 def contacts_export(client: AdditivApi, inp: m.ContactsExport) -> Output:
-    """No body: every contact; otherwise the GraphQL filter, sent as a JSON string."""
+    """No body: every contact; otherwise the GraphQL filter, as a JSON string or, with
+    ADDITIV_EXPORT_QUERY_ENCODING=text, as text/plain."""
     method, path = client.routes["additiv.contacts.export"]
+    if inp.query is not None and client.export_query_encoding == "text":
+        return export_started(client.api.request(method, path, text=inp.query))
     return export_started(client.api.request(method, path, json_body=inp.query))
 
 

@@ -6,14 +6,15 @@ See the package docstring for what is confirmed and what is configurable.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
 
-from engine.errors import PermanentStepError
+from engine.errors import PermanentStepError, StepError
 from engine.http import ApiClient
 from engine.operations import ConnectorContext, Output
 from handlers.additiv.links import LinkNotes
@@ -60,15 +61,35 @@ CONFIRMED = frozenset(
     }
 )
 Route = tuple[str, str]
+# Fields an ADDITIV_ROUTES override may move into the path: the docs mark the look-up's system and
+# externalId required without saying query or path (reference notes §3.2, UNCONFIRMED).
+PATH_PARAMETERS: dict[str, frozenset[str]] = {
+    "additiv.contacts.external_connections.find": frozenset({"system", "externalId"}),
+}
+
+
+@dataclass
+class AttemptState:
+    """What the engine told this attempt: `earlier_outcome_unknown` is set when it asked to reconcile
+    (it calls the operation's find_existing only when an earlier attempt may have been carried out)."""
+
+    earlier_outcome_unknown: bool = False
 
 
 @dataclass(frozen=True)
 class AdditivApi:
-    """The attempt's ApiClient, the routes in force, and the notes that keep creates single."""
+    """The attempt's ApiClient, the routes in force, and the notes that keep creates single.
+
+    `owner` ("run:step") marks the notes this step writes, so a later attempt knows its own;
+    `export_query_encoding` is ADDITIV_EXPORT_QUERY_ENCODING (json or text).
+    """
 
     api: ApiClient
     routes: Mapping[str, Route]
     links: LinkNotes
+    owner: str = ""
+    attempt: AttemptState = field(default_factory=AttemptState)
+    export_query_encoding: str = "json"
 
     def send(self, name: str, fields: dict[str, Any], *, in_body: bool | None = None) -> Any:
         """Call operation `name`: path parameters filled from `fields`, the rest as query or JSON body.
@@ -79,7 +100,8 @@ class AdditivApi:
         """
         method, template = self.routes[name]
         rest = dict(fields)
-        path = _PLACEHOLDER.sub(lambda match: str(rest.pop(match.group(1))), template)
+        # Percent-encoded, "/" too: an externalId moved into the path (ADDITIV_ROUTES) stays one segment.
+        path = _PLACEHOLDER.sub(lambda match: quote(str(rest.pop(match.group(1))), safe=""), template)
         if in_body is None:
             in_body = method not in ("GET", "DELETE")
         if in_body:
@@ -111,11 +133,17 @@ def connect(ctx: ConnectorContext) -> AdditivApi:
         secrets=(token,),  # an echo of the bare token is caught too, not only "Bearer <token>"
     )
     links = LinkNotes(ctx.redis, settings.additiv_base_url)
-    return AdditivApi(api, resolve_routes(settings.additiv_routes), links)
+    owner = f"{ctx.run_id}:{ctx.step_id}" if ctx.run_id else ""
+    routes = resolve_routes(settings.additiv_routes)
+    return AdditivApi(api, routes, links, owner, export_query_encoding=settings.additiv_export_query_encoding)
 
 
 def resolve_routes(overrides: Mapping[str, str]) -> dict[str, Route]:
-    """The default routes with ADDITIV_ROUTES applied; a bad override is refused, naming it."""
+    """The default routes with ADDITIV_ROUTES applied; a bad override is refused, naming it.
+
+    An override must use every placeholder of the default route, and may add only those in
+    PATH_PARAMETERS (fields the docs leave between query and path); the rest go as before.
+    """
     routes = {name: _split(route) for name, route in ROUTES.items()}
     for name, route in overrides.items():
         if name not in ROUTES:
@@ -123,12 +151,25 @@ def resolve_routes(overrides: Mapping[str, str]) -> dict[str, Route]:
         match = _ROUTE.fullmatch(route.strip())
         if match is None:
             raise PermanentStepError(f'ADDITIV_ROUTES[{name!r}] must look like "PUT /v1.0/..." (got {route!r})')
-        wanted = set(_PLACEHOLDER.findall(ROUTES[name]))
-        if set(_PLACEHOLDER.findall(match.group(2))) != wanted:
-            names = ", ".join(f"{{{p}}}" for p in sorted(wanted)) or "no placeholders"
-            raise PermanentStepError(f"ADDITIV_ROUTES[{name!r}] must use exactly {names} (got {route!r})")
+        required = set(_PLACEHOLDER.findall(ROUTES[name]))
+        optional = PATH_PARAMETERS.get(name, frozenset())
+        used = set(_PLACEHOLDER.findall(match.group(2)))
+        if not required <= used <= required | optional:
+            raise PermanentStepError(
+                f"ADDITIV_ROUTES[{name!r}] {_placeholder_rule(required, optional)} (got {route!r})"
+            )
         routes[name] = (match.group(1), match.group(2))
     return routes
+
+
+def _placeholder_rule(required: set[str], optional: frozenset[str]) -> str:
+    def braces(names: Iterable[str]) -> str:
+        return ", ".join(f"{{{p}}}" for p in sorted(names))
+
+    if not optional:
+        return f"must use exactly {braces(required) or 'no placeholders'}"
+    rule = f"must use {braces(required)} and may use " if required else "may use "
+    return rule + f"{braces(optional)}, and no other placeholder"
 
 
 def _split(route: str) -> Route:
@@ -162,6 +203,11 @@ def describe_api_error(body: Mapping[str, Any]) -> str:
     if body.get("correlationId"):
         text += f" (additiv correlationId {body['correlationId']})"
     return text
+
+
+def is_username_not_unique(exc: StepError) -> bool:
+    """additiv refused the request because the username (or the email coupled with it) is taken."""
+    return isinstance(exc, PermanentStepError) and f"{USERNAME_NOT_UNIQUE}:" in exc.message
 
 
 def as_record(body: Any) -> Output:

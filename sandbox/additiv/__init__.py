@@ -26,6 +26,10 @@ Decisions where the docs are silent:
   types 1 "Private client" and 2 "Prospect"; access-policy keys FullAccess and ReadOnly.
   New contacts count from 1001, change requests from 101, legal entities from 2001.
 * Change-history search is a GET with a JSON body, as documented.
+* The look-up by external connection answers with `system` and `externalId` as query
+  parameters (the connector's default) and as path parameters,
+  `/v1.0/contacts/external-connections/{system}/{externalId}` (what ADDITIV_ROUTES can
+  switch to): the docs mark both required without saying which they are.
 * Successful writes without a documented answer (external connection add, username put,
   review, legal-entity details put) answer 204.
 

@@ -189,7 +189,9 @@ def add_connection(sim: AdditivSandbox, call: Call) -> Reply:
 
 
 def find_by_connection(sim: AdditivSandbox, call: Call) -> Reply:
-    wanted = {"externalId": call.params["externalId"], "system": call.params["system"]}
+    """By query parameters (the connector's default) or path parameters: the docs do not say which."""
+    given = call.path or call.params
+    wanted = {"externalId": given["externalId"], "system": given["system"]}
     for contact in sim.tenant.contacts.values():
         if wanted in contact["connections"]:
             return 200, {"id": contact["id"], "uid": contact["uId"]}
@@ -353,6 +355,7 @@ ENDPOINTS = (
     Endpoint("GET", "/v1.0/contacts/<int:contactId>/external-connections", (), list_connections, "none"),
     Endpoint("POST", "/v1.0/contacts/<int:contactId>/external-connections", CONNECTION, add_connection),
     Endpoint("GET", "/v1.0/contacts/external-connections", CONNECTION, find_by_connection, "query"),
+    Endpoint("GET", "/v1.0/contacts/external-connections/<system>/<path:externalId>", (), find_by_connection, "none"),
     Endpoint("GET", "/v1.0/contacts/<int:contactId>/username", (), get_username, "none"),
     Endpoint(
         "PUT", "/v1.0/contacts/<int:contactId>/username", (Field("username", NON_EMPTY, required=True),), put_username

@@ -25,8 +25,10 @@ from handlers.additiv import OPERATIONS
 from handlers.additiv.client import CONFIRMED, ROUTES, AdditivApi, connect, read_error
 from handlers.additiv.contacts import find_created
 from handlers.additiv.links import LinkNotes
+from sandbox.mounts import sandbox_settings
 from schemas import additiv as m
 from schemas.settings import Settings
+from tests.conftest import SANDBOX_KEY
 
 TOKEN = "dfs-access-token-0001"
 SETTINGS = Settings(additiv_base_url="https://dfs.test/gw", additiv_token=SecretStr(TOKEN))
@@ -70,9 +72,11 @@ class FakeApi:
         return [f"{r.method} {r.url.path}" for r in self.requests]
 
 
-def client_for(fake: FakeApi, settings: Settings = SETTINGS, redis: Redis = NO_REDIS) -> AdditivApi:
+def client_for(fake: FakeApi, settings: Settings = SETTINGS, redis: Redis = NO_REDIS, run_id: str = "") -> AdditivApi:
     http = httpx.Client(transport=httpx.MockTransport(fake))
-    return connect(ConnectorContext(settings, http, CallLog(), redis))
+    return connect(
+        ConnectorContext(settings, http, CallLog(), redis, run_id=run_id, step_id="client" if run_id else "")
+    )
 
 
 def run(name: str, payload: dict[str, Any], fake: FakeApi, settings: Settings = SETTINGS, **kw: Any) -> Any:
@@ -281,11 +285,56 @@ def test_routes_can_be_given_as_json_in_the_environment(monkeypatch: pytest.Monk
         ({"additiv.contacts.username.get": "FETCH /x"}, 'must look like "PUT /v1.0/..."'),
         ({"additiv.contacts.username.get": "GET /v1.0/contacts/{id}/username"}, "must use exactly {contactId}"),
         ({"additiv.contacts.change_requests.statuses": "GET /s/{contactId}"}, "must use exactly no placeholders"),
+        (
+            {"additiv.contacts.external_connections.find": "GET /v1.0/contacts/{contactId}/external-connections"},
+            "may use {externalId}, {system}, and no other placeholder",
+        ),
+        (
+            {"additiv.contacts.username.get": "GET /v1.0/contacts/{contactId}/username/{system}"},
+            "must use exactly {contactId}",
+        ),
     ],
 )
 def test_a_bad_route_override_fails_every_step_naming_it(routes: dict[str, str], message: str) -> None:
     with pytest.raises(PermanentStepError, match=message):
         client_for(FakeApi(), with_routes(routes))
+
+
+@pytest.mark.parametrize(
+    ("route", "path", "query"),
+    [
+        (
+            "GET /v1.0/contacts/external-connections/{system}/{externalId}",
+            "/gw/v1.0/contacts/external-connections/CRM/C%2F1%201",
+            {},
+        ),
+        (
+            "GET /v1.0/contacts/external-connections/{externalId}",
+            "/gw/v1.0/contacts/external-connections/C%2F1%201",
+            {"system": "CRM"},
+        ),
+        ("GET /v1.0/systems/{system}/contacts", "/gw/v1.0/systems/CRM/contacts", {"externalId": "C/1 1"}),
+    ],
+)
+def test_the_lookup_by_external_connection_may_take_system_and_external_id_in_its_path(
+    route: str, path: str, query: dict[str, str]
+) -> None:
+    # The docs mark both required without saying query or path (reference notes §3.2): ADDITIV_ROUTES decides.
+    fake = FakeApi({"id": 44, "uid": UID})
+    settings = with_routes({"additiv.contacts.external_connections.find": route})
+    out = run("additiv.contacts.external_connections.find", {"system": "CRM", "externalId": "C/1 1"}, fake, settings)
+    assert out == {"id": 44, "uid": UID}
+    assert fake.last.url.raw_path.decode().split("?")[0] == path  # one segment each, "/" and " " encoded
+    assert dict(parse_qsl(fake.last.url.query.decode())) == query
+
+
+def test_a_create_looks_its_contact_up_along_the_overridden_route() -> None:
+    fake = FakeApi({"id": 44, "uid": UID})
+    settings = with_routes(
+        {"additiv.contacts.external_connections.find": "GET /v1.0/contacts/external-connections/{system}/{externalId}"}
+    )
+    assert run("additiv.contacts.create", CREATE, fake, settings)["id"] == 44
+    assert fake.calls() == ["GET /gw/v1.0/contacts/external-connections/CRM/CRM-1"]
 
 
 # --- Errors -------------------------------------------------------------------------------------------------
@@ -377,6 +426,27 @@ def test_an_export_filter_is_sent_as_a_json_string() -> None:
     query = 'query { contacts( where: { personalInformation: { displayName: { contains: "Sh" } } } ) { items { } } }'
     run("additiv.contacts.export", {"query": query}, fake)
     assert json.loads(fake.last.content) == query and fake.last.headers["Content-Type"] == "application/json"
+
+
+def test_an_export_filter_is_sent_as_text_when_configured() -> None:
+    fake = FakeApi({"exportJobId": JOB})
+    query = 'query { contacts( where: { personalInformation: { displayName: { contains: "Sh" } } } ) { items { } } }'
+    settings = SETTINGS.model_copy(update={"additiv_export_query_encoding": "text"})
+    run("additiv.contacts.export", {"query": query}, fake, settings)
+    assert fake.last.content.decode() == query
+    assert fake.last.headers["Content-Type"] == "text/plain; charset=utf-8"
+
+
+def test_an_export_of_everything_sends_no_body_in_either_encoding() -> None:
+    fake = FakeApi({"exportJobId": JOB})
+    run("additiv.contacts.export", {}, fake, SETTINGS.model_copy(update={"additiv_export_query_encoding": "text"}))
+    assert fake.last.content == b""
+
+
+@pytest.mark.parametrize("encoding", ["graphql", "TEXT", ""])
+def test_an_unknown_export_encoding_is_refused_at_startup(encoding: str) -> None:
+    with pytest.raises(ValueError, match="additiv_export_query_encoding"):
+        Settings(additiv_export_query_encoding=encoding)
 
 
 def test_an_export_start_without_a_job_id_is_permanent() -> None:
@@ -548,3 +618,177 @@ def test_a_garbled_note_is_ignored(redis: Redis) -> None:
 def test_the_create_reconciles_by_its_external_connection() -> None:
     op = OPS["additiv.contacts.create"]
     assert (op.find_existing, op.natural_key) == (find_created, ("externalConnection",))
+
+
+# --- A create whose own answer is lost -------------------------------------------------------------------------
+
+TAKEN = api_error(400, "The provided username is not unique.", "UsernameNotUnique")
+LOST = api_error(500, "upstream timeout", code="General")
+
+
+def attempt(fake: FakeApi, redis: Redis, *, reconcile: bool, run_id: str = "run-1") -> Any:
+    """One attempt as the runner makes it: find_existing first when an earlier outcome is unknown, then call."""
+    client = client_for(fake, redis=redis, run_id=run_id)
+    inp = m.ContactCreate.model_validate(CREATE)
+    found = find_created(client, inp) if reconcile else None
+    return found if found is not None else OPS["additiv.contacts.create"].call(client, inp)
+
+
+def test_a_create_leaves_a_creating_note_until_its_outcome_is_known(redis: Redis) -> None:
+    # Given a create that additiv carries out but whose answer is lost
+    with pytest.raises(TransientStepError) as caught:
+        attempt(FakeApi(NOT_LINKED, LOST), redis, reconcile=False)
+    # Then the step knows the outcome is unknown, and the note says a create was under way, with its username
+    assert caught.value.outcome_unknown is True
+    note = LinkNotes(redis, "https://dfs.test/gw").pending(m.ExternalConnection(**LINK))
+    assert note == {"creating": True, "username": "tk", "owner": "run-1:client"}
+
+
+def test_the_retry_of_a_lost_create_says_the_contact_was_probably_made_by_the_earlier_attempt(redis: Redis) -> None:
+    # Given an attempt whose create answer was lost
+    with pytest.raises(TransientStepError):
+        attempt(FakeApi(NOT_LINKED, LOST), redis, reconcile=False)
+    # When the retry finds nothing by the connection and additiv refuses its create for the username
+    retry = FakeApi(NOT_LINKED, NOT_LINKED, TAKEN)
+    with pytest.raises(PermanentStepError) as caught:
+        attempt(retry, redis, reconcile=True)
+    # Then no second contact was made, and the error says why and what to do
+    message = caught.value.message
+    assert message.startswith("additiv refused the create because username 'tk' is taken, probably by the contact")
+    assert "add the external connection CRM/CRM-1 to it, and retry the run" in message
+    assert "UsernameNotUnique" in message and "(additiv correlationId 30d3ebc0b5cb)" in message
+    assert retry.calls() == [
+        "GET /gw/v1.0/contacts/external-connections",  # find_existing
+        "GET /gw/v1.0/contacts/external-connections",  # the create's own look-up
+        "POST /gw/v1.0/contacts",
+    ]
+    assert LinkNotes(redis, "https://dfs.test/gw").pending(m.ExternalConnection(**LINK)) is not None  # still unsure
+
+
+def test_without_the_note_the_engines_word_that_the_outcome_is_unknown_is_enough() -> None:
+    # Given Redis lost the note (NO_REDIS), the engine still says the earlier attempt's outcome is unknown
+    with pytest.raises(PermanentStepError, match="probably by the contact an earlier attempt of this step created"):
+        attempt(FakeApi(NOT_LINKED, NOT_LINKED, TAKEN), NO_REDIS, reconcile=True)
+
+
+def test_a_taken_username_on_a_first_attempt_is_plainly_taken_and_leaves_no_note(redis: Redis) -> None:
+    with pytest.raises(PermanentStepError) as caught:
+        attempt(FakeApi(NOT_LINKED, TAKEN), redis, reconcile=False)
+    assert caught.value.message.startswith("HTTP 400: UsernameNotUnique: the username")
+    assert redis.keys("hookflow:additiv:*") == []
+
+
+def test_a_create_refused_for_another_reason_keeps_an_earlier_attempts_note(redis: Redis) -> None:
+    notes, link = LinkNotes(redis, "https://dfs.test/gw"), m.ExternalConnection(**LINK)
+    # A fresh create refused outright made nothing: its note goes
+    with pytest.raises(PermanentStepError, match="details are invalid"):
+        attempt(FakeApi(NOT_LINKED, api_error(400, "details are invalid")), redis, reconcile=False)
+    assert notes.read(link) is None
+    # After a lost answer, a refusal now says nothing about what the earlier create made: the note stays
+    with pytest.raises(TransientStepError):
+        attempt(FakeApi(NOT_LINKED, LOST), redis, reconcile=False)
+    with pytest.raises(PermanentStepError, match="details are invalid"):
+        attempt(FakeApi(NOT_LINKED, NOT_LINKED, api_error(400, "details are invalid")), redis, reconcile=True)
+    assert notes.pending(link) == {"creating": True, "username": "tk", "owner": "run-1:client"}
+
+
+def test_once_linked_by_hand_the_retry_finds_the_contact_as_made_by_this_step(redis: Redis) -> None:
+    # Given the lost create and the operator's link in additiv
+    with pytest.raises(TransientStepError):
+        attempt(FakeApi(NOT_LINKED, LOST), redis, reconcile=False)
+    # When the run is retried
+    out = attempt(FakeApi({"id": 1001, "uid": UID}), redis, reconcile=True)
+    # Then the contact is this step's creation, and the note is gone
+    assert out == {"id": 1001, "uId": UID, "created": True, "externalConnection": LINK}
+    assert redis.keys("hookflow:additiv:*") == []
+
+
+def test_another_runs_unfinished_create_does_not_make_a_found_contact_ours(redis: Redis) -> None:
+    with pytest.raises(TransientStepError):
+        attempt(FakeApi(NOT_LINKED, LOST), redis, reconcile=False, run_id="run-1")
+    out = attempt(FakeApi({"id": 1001, "uid": UID}), redis, reconcile=False, run_id="run-2")
+    assert out["created"] is False
+
+
+def test_a_link_whose_answer_was_lost_is_found_by_its_connection_as_made_by_this_step(redis: Redis) -> None:
+    # Given the create answered and the link landed, but its answer was lost
+    with pytest.raises(TransientStepError):
+        attempt(FakeApi(NOT_LINKED, {"id": 1001, "uId": UID}, LOST), redis, reconcile=False)
+    # When the retry finds the contact by the connection
+    out = attempt(FakeApi({"id": 1001, "uid": UID}), redis, reconcile=True)
+    # Then it is the contact this step created, not somebody else's
+    assert out == {"id": 1001, "uId": UID, "created": True, "externalConnection": LINK}
+    assert redis.keys("hookflow:additiv:*") == []
+
+
+# --- The same against the additiv simulator, its create landing and its answer lost ---------------------------
+
+
+@pytest.fixture
+def additiv(simulator: Callable[[str], Any]) -> Any:
+    return simulator("/additiv")
+
+
+def sandbox_client(http: httpx.Client, url: str, redis: Redis = NO_REDIS, **settings: Any) -> AdditivApi:
+    values = {**sandbox_settings(url.removesuffix("/additiv"), SANDBOX_KEY), **settings}
+    return connect(ConnectorContext(Settings(**values), http, CallLog(), redis, run_id="run-1", step_id="client"))
+
+
+def sandbox_attempt(url: str, redis: Redis, *, reconcile: bool, **settings: Any) -> Any:
+    with httpx.Client(timeout=10) as http:
+        client = sandbox_client(http, url, redis, **settings)
+        inp = m.ContactCreate.model_validate({**CREATE, "username": "tomas.keller@example.ch"})
+        found = find_created(client, inp) if reconcile else None
+        return found if found is not None else OPS["additiv.contacts.create"].call(client, inp)
+
+
+def test_against_the_simulator_the_lookup_works_with_path_parameters(additiv: Any, redis: Redis) -> None:
+    routes = {
+        "additiv.contacts.external_connections.find": "GET /v1.0/contacts/external-connections/{system}/{externalId}"
+    }
+    # Given a contact created and linked with the look-up routed through the path
+    first = sandbox_attempt(additiv.url, redis, reconcile=False, additiv_routes=routes)
+    # When the same create comes again
+    again = sandbox_attempt(additiv.url, redis, reconcile=False, additiv_routes=routes)
+    # Then it is found along that route, and nothing new is made
+    assert (first["created"], again["created"], again["id"]) == (True, False, first["id"])
+    finds = [c["path"] for c in additiv.calls() if c["method"] == "GET"]
+    assert finds == ["/v1.0/contacts/external-connections/CRM/CRM-1"] * 2
+
+
+@pytest.mark.parametrize("encoding", ["json", "text"])
+def test_against_the_simulator_an_export_filter_works_in_either_encoding(additiv: Any, encoding: str) -> None:
+    query = (
+        'query { contacts( where: { personalInformation: { displayName: { contains: "Shannon" } } } ) { items { } } }'
+    )
+    with httpx.Client(timeout=10) as http:
+        client = sandbox_client(http, additiv.url, additiv_export_query_encoding=encoding)
+        other = {"contactTypeId": 1, "details": {"personalInformation": {"displayName": "Tomas Keller"}}}
+        OPS["additiv.contacts.create"].call(client, m.ContactCreate.model_validate(other))
+        started = OPS["additiv.contacts.export"].call(client, m.ContactsExport(query=query))
+        fetch = m.ContactsExportGet(exportJobId=started["exportJobId"])
+        with pytest.raises(TransientStepError, match="not ready yet"):
+            OPS["additiv.contacts.export.get"].call(client, fetch)
+        ready = OPS["additiv.contacts.export.get"].call(client, fetch)
+    # The simulator read the filter: only Shannon Crawford (contact 1) is exported
+    assert [row["id"] for row in ready["rows"]] == ["1"]
+
+
+def test_against_the_simulator_a_lost_create_answer_never_makes_a_second_contact(additiv: Any, redis: Redis) -> None:
+    # Given additiv creates the contact but answers 500
+    additiv.fault("/v1.0/contacts", method="POST", status=500, when="after")
+    with pytest.raises(TransientStepError):
+        sandbox_attempt(additiv.url, redis, reconcile=False)
+    # When the step is retried
+    with pytest.raises(PermanentStepError, match="probably by the contact an earlier attempt of this step created"):
+        sandbox_attempt(additiv.url, redis, reconcile=True)
+    # Then additiv holds one contact for the client, and after the operator links it the retry succeeds with it
+    (made,) = [c for c in additiv.state()["contacts"] if c["username"] == "tomas.keller@example.ch"]
+    additiv.control.post(
+        f"/v1.0/contacts/{made['id']}/external-connections",
+        json=LINK,
+        headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
+    ).raise_for_status()
+    out = sandbox_attempt(additiv.url, redis, reconcile=True)
+    assert (out["id"], out["created"]) == (made["id"], True)
+    assert len([c for c in additiv.state()["contacts"] if c["username"] == "tomas.keller@example.ch"]) == 1

@@ -262,6 +262,16 @@ def test_a_contact_is_found_by_its_external_connection(api: httpx.Client) -> Non
     assert_api_error(other_system, 404, "NotFound", "No contact has external connection SSO/C-1")
 
 
+def test_the_lookup_also_takes_system_and_external_id_as_path_parameters(api: httpx.Client) -> None:
+    # The docs do not say query or path; the simulator answers both so ADDITIV_ROUTES can switch.
+    new_contact(api)
+    api.post("/v1.0/contacts/1001/external-connections", json={"externalId": "C/1 1", "system": "CRM"})
+    found = api.get("/v1.0/contacts/external-connections/CRM/C%2F1%201")
+    assert found.status_code == 200 and found.json()["id"] == 1001
+    unknown = api.get("/v1.0/contacts/external-connections/SSO/C-1")
+    assert_api_error(unknown, 404, "NotFound", "No contact has external connection SSO/C-1")
+
+
 def test_external_ids_are_unique_across_contacts_and_systems(api: httpx.Client) -> None:
     new_contact(api)
     taken = api.post("/v1.0/contacts/1001/external-connections", json={"externalId": "IMP-0001", "system": "CRM"})

@@ -53,9 +53,16 @@ def test_create_takes_username_correlation_id_and_an_external_connection() -> No
 
 @pytest.mark.parametrize("link", [{"system": "CRM"}, {"externalId": "C-1"}, {"system": "", "externalId": "C-1"}])
 def test_an_external_connection_needs_both_system_and_external_id(link: dict[str, Any]) -> None:
-    assert refused(m.ContactCreate, {"contactTypeId": 1, "details": {}, "externalConnection": link}).startswith(
-        "externalConnection."
-    )
+    create = {"contactTypeId": 1, "username": "tk", "details": {}, "externalConnection": link}
+    assert refused(m.ContactCreate, create).startswith("externalConnection.")
+
+
+def test_an_external_connection_needs_a_username_so_a_retried_create_cannot_make_a_second_contact() -> None:
+    link = {"system": "CRM", "externalId": "C-1"}
+    message = refused(m.ContactCreate, {"contactTypeId": 1, "details": {}, "externalConnection": link})
+    assert message.startswith(": Value error, externalConnection needs a username (e.g. the client's email)")
+    assert "stops a retried create from making a second contact" in message
+    assert dumped(m.ContactCreate, {"contactTypeId": 1, "details": {}})["contactTypeId"] == 1  # no link: optional
 
 
 @pytest.mark.parametrize("ident", [0, -1, 2_147_483_648, "x"])
