@@ -6,11 +6,13 @@ The query models (`RunQuery`, `EventQuery`) are also what the API validates
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
 
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 RunStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 EventStatusName = Literal["accepted", "rejected"]
 
@@ -29,6 +31,27 @@ class _Query(BaseModel):
         return value
 
 
+def through_the_day(value: Any) -> Any:
+    """A date without a time, as an exclusive `until`, means the whole of that day: the next midnight.
+
+    `until` is exclusive (engine.queries), and a bare date reads as midnight at the
+    start of the day, so "to 2026-03-02" would leave out all of 2 March, and from
+    2 March to 2 March would always be empty. The console's date pickers send bare dates.
+    """
+    if isinstance(value, str) and _DATE_ONLY.match(value.strip()):
+        value = date.fromisoformat(value.strip())
+    if isinstance(value, date) and not isinstance(value, datetime):
+        if value == date.max:
+            raise ValueError("the last day of the calendar has no end to count to")
+        return datetime.combine(value + timedelta(days=1), time())
+    return value
+
+
+def last_day(until: datetime) -> date:
+    """The last day an exclusive `until` includes (what a "to" date picker shows for it)."""
+    return (until - timedelta(microseconds=1)).date()
+
+
 class RunFilter(_Query):
     """Which runs: every given condition must hold."""
 
@@ -37,10 +60,14 @@ class RunFilter(_Query):
     source: str | None = Field(None, max_length=100, description="The source of the run's event.")
     event_id: str | None = Field(None, max_length=40, description="Runs of this event.")
     since: datetime | None = Field(None, description="Created at or after (ISO 8601; naive means UTC).")
-    until: datetime | None = Field(None, description="Created before (ISO 8601; naive means UTC).")
+    until: datetime | None = Field(
+        None, description="Created before (ISO 8601; naive means UTC). A date alone includes that whole day."
+    )
     q: str | None = Field(
         None, min_length=1, max_length=200, description="Text anywhere in the event's data, e.g. an email address."
     )
+
+    _until_a_date = field_validator("until", mode="before")(through_the_day)
 
 
 class RunQuery(RunFilter):
@@ -64,8 +91,12 @@ class EventFilter(_Query):
     type: str | None = Field(None, max_length=200, description="Event type.")
     duplicates: bool | None = Field(None, description="true: only events delivered more than once.")
     since: datetime | None = Field(None, description="Received at or after (ISO 8601; naive means UTC).")
-    until: datetime | None = Field(None, description="Received before (ISO 8601; naive means UTC).")
+    until: datetime | None = Field(
+        None, description="Received before (ISO 8601; naive means UTC). A date alone includes that whole day."
+    )
     q: str | None = Field(None, min_length=1, max_length=200, description="Text anywhere in the event's data.")
+
+    _until_a_date = field_validator("until", mode="before")(through_the_day)
 
 
 class EventQuery(EventFilter):

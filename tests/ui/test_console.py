@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 
 import pytest
 from flask.testing import FlaskClient
 from pydantic import SecretStr
 
+from engine.models import Run
 from engine.services import Services
 from schemas.settings import PROJECT_ROOT
 from tests.conftest import ADMIN_TOKEN, SECRETS, Drain, Sandbox, post_hook
@@ -93,6 +95,66 @@ def test_runs_list_filters_and_searches(console: FlaskClient, client: FlaskClien
     assert "No runs match." in page and "data-refresh" not in page
 
 
+def test_runs_and_events_filter_by_source(console: FlaskClient, client: FlaskClient) -> None:
+    # Given an enquiry from the web form and one from the trade portal (its own source)
+    web = submit(client, "s-1")
+    trade_body = json.loads((PROJECT_ROOT / "examples" / "trade-enquiry.json").read_text())
+    trade = post_hook(client, "trade-enquiry", json.dumps(trade_body).encode(), **TOKEN).get_json()
+
+    # Then each list shows only the source asked for
+    page = html(console.get("/runs?source=trade-enquiry"))
+    assert trade["runs"][0] in page and web["runs"][0] not in page
+    page = html(console.get("/runs?source=webform"))
+    assert web["runs"][0] in page and trade["runs"][0] not in page
+    page = html(console.get("/events?source=trade-enquiry"))
+    assert trade["event_id"] in page and web["event_id"] not in page
+    assert "<option selected>trade-enquiry</option>" in page
+
+
+def created_day(services: Services, run_id: str) -> date:
+    with services.db.session() as session:
+        return session.get(Run, run_id).created_at.date()  # UTC, as the filters read dates
+
+
+def test_a_date_range_includes_the_whole_of_its_last_day(
+    console: FlaskClient, client: FlaskClient, services: Services
+) -> None:
+    # Given a run and its event, created on some day (the date pickers send bare dates)
+    accepted = submit(client)
+    run_id, event_id = accepted["runs"][0], accepted["event_id"]
+    day = created_day(services, run_id)
+    before, after = day - timedelta(days=1), day + timedelta(days=1)
+
+    # Then From = To = that day finds it, and "To" that day still shows that day
+    page = html(console.get(f"/runs?since={day}&until={day}"))
+    assert run_id in page and f'name="until" value="{day}"' in page and f'name="since" value="{day}"' in page
+    assert event_id in html(console.get(f"/events?since={day}&until={day}"))
+    assert run_id in html(console.get(f"/runs?until={day}"))
+    # And a range that ends the day before, or starts the day after, does not
+    assert run_id not in html(console.get(f"/runs?until={before}"))
+    assert run_id not in html(console.get(f"/runs?since={after}"))
+    assert event_id not in html(console.get(f"/events?until={before}"))
+
+
+def test_the_started_column_shows_when_a_run_started(
+    console: FlaskClient, client: FlaskClient, drain: Drain, services: Services
+) -> None:
+    # Given a run still queued and one that ran
+    ran = submit(client, "s-1")["runs"][0]
+    drain()
+    queued = submit(client, "s-2")["runs"][0]
+    with services.db.session() as session:
+        started_at = session.get(Run, ran).started_at
+    rows = {
+        row.split('class="mono">')[1].split("<")[0]: row
+        for row in html(console.get("/runs")).split('<tr class="run"')[1:]
+    }
+
+    assert started_at is not None and started_at.strftime("%Y-%m-%d %H:%M:%S") in rows[ran]
+    assert "created " not in rows[ran]
+    assert '<span class="dim">created <time' in rows[queued]  # not started yet: labelled, never passed off as a start
+
+
 def test_runs_list_pages_backwards(console: FlaskClient, client: FlaskClient) -> None:
     ids = [submit(client, f"s-{i}")["runs"][0] for i in range(3)]
     page = html(console.get("/runs?limit=2"))
@@ -156,11 +218,13 @@ def test_bulk_retry_from_the_failed_list(
 
 
 def test_unknown_things_are_404_pages(console: FlaskClient) -> None:
-    for path in ("/runs/run_nope", "/events/evt_nope", "/events/evt_nope/raw", "/workflows/nope"):
+    paths = ("/runs/run_nope", "/events/evt_nope", "/events/evt_nope/raw", "/workflows/nope", "/runs/a%00b")
+    for path in (*paths, "/events/a%00b", "/events/x%20y/raw"):  # ids that cannot be ours never reach the database
         response = console.get(path)
         assert response.status_code == 404 and "<h1>404 Not Found</h1>" in html(response), path
     page = html(console.get("/runs"))
     assert console.post("/runs/run_nope/retry", data={"csrf_token": csrf_of(page)}).status_code == 404
+    assert console.post("/events/a%00b/replay", data={"csrf_token": csrf_of(page)}).status_code == 404
 
 
 def test_events_list_shows_rejected_and_duplicates_and_the_raw_body(console: FlaskClient, client: FlaskClient) -> None:
@@ -171,6 +235,8 @@ def test_events_list_shows_rejected_and_duplicates_and_the_raw_body(console: Fla
     page = html(console.get("/events"))
     assert accepted["event_id"] in page and rejected["event_id"] in page
     assert "1 duplicate" in page and "not valid JSON" in page
+    # Deliveries refused before storing are not listed; the page says where they are
+    assert "hookflow_webhooks_rejected_total" in page and "hookflow.inbound" in page
     assert rejected["event_id"] in html(console.get("/events?status=rejected"))
     assert accepted["event_id"] not in html(console.get("/events?status=rejected"))
     assert accepted["event_id"] in html(console.get("/events?duplicates=true"))

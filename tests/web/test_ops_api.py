@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -56,12 +56,30 @@ def test_runs_filter_by_source_and_date_range(client: FlaskClient, admin: dict) 
     assert listed["source"] == "webform" and listed["duration_ms"] is None and listed["started_at"] is None
 
 
+def test_a_date_alone_as_until_includes_that_whole_day(client: FlaskClient, admin: dict) -> None:
+    # Given a run created on some day (UTC)
+    accepted = submit(client, "s-1")
+    run = client.get(f"/api/runs/{accepted['runs'][0]}", headers=admin).get_json()
+    day = date.fromisoformat(run["created_at"][:10])
+
+    # Then "until that day" and "from that day to that day" include it; "until the day before" does not
+    assert run_ids(client, admin, f"until={day}") == [run["id"]]
+    assert run_ids(client, admin, f"since={day}&until={day}") == [run["id"]]
+    assert run_ids(client, admin, f"until={day - timedelta(days=1)}") == []
+    events = client.get(f"/api/events?since={day}&until={day}", headers=admin).get_json()["events"]
+    assert [e["id"] for e in events] == [accepted["event_id"]]
+    # A time of day stays exact (exclusive): midnight at the start of the day excludes the day
+    assert run_ids(client, admin, f"until={day}T00:00:00") == []
+
+
 @pytest.mark.parametrize(
     ("query", "names"),
     [
         ("status=nope", "status"),
         ("limit=201", "limit"),
         ("since=yesterday", "since"),
+        ("until=2026-02-30", "until"),
+        ("until=9999-12-31", "until"),
         ("statu=failed", "statu"),  # a typo is an error, not a filter silently ignored
         ("q=", "q"),
         ("q=a%00b", "q"),
@@ -189,6 +207,24 @@ def test_events_list_shows_rejected_and_duplicate_deliveries(
     }
     with services.db.session() as session:
         assert session.get(Event, accepted["event_id"]).duplicates == 2
+
+
+def test_events_are_found_by_text_in_their_data(client: FlaskClient, admin: dict) -> None:
+    # Given two enquiries, and a delivery that could not be read
+    jane = submit(client, "s-1", email="jane.jones@example.com")["event_id"]
+    bob = submit(client, "s-2", email="bob@example.org", name="Bob Ünal")["event_id"]
+    post_hook(client, "webform", b"{not json jane.jones", **TOKEN)
+
+    def found(query: str) -> list[str]:
+        response = client.get(f"/api/events?{query}", headers=admin)
+        assert response.status_code == 200, response.get_json()
+        return [event["id"] for event in response.get_json()["events"]]
+
+    # Then a search finds the event whose data holds the text, case-insensitively, with the other filters
+    assert found("q=JANE.JONES@example") == [jane]
+    assert found("q=Ünal") == [bob]
+    assert found("q=example&status=accepted&source=webform") == [bob, jane]
+    assert found("q=jane.jones&source=accounts") == []
 
 
 def test_event_data_fields_named_like_credentials_are_masked(client: FlaskClient, admin: dict) -> None:

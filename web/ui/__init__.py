@@ -17,6 +17,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response
 
 from engine.services import EXTENSION, Services
+from schemas.api import last_day
 
 bp = Blueprint("ui", __name__, template_folder="templates", static_folder="static", static_url_path="/console-static")
 
@@ -51,6 +52,7 @@ def init_app(app: Flask) -> None:
         PERMANENT_SESSION_LIFETIME=timedelta(hours=services.settings.session_hours),
     )
     app.jinja_env.filters["pretty"] = pretty
+    app.jinja_env.filters["last_day"] = last_day  # an exclusive `until` shown as the last day it includes
     from web.ui import auth, views  # noqa: F401  (registers the routes on bp)
 
     app.register_blueprint(bp)

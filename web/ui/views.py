@@ -20,7 +20,7 @@ from engine.models import Event, Run
 from engine.replay import EventNotFound, ReplayConflict, StillRejected, replay_event
 from engine.services import Services, current_services
 from schemas.api import BulkRetryIn, EventQuery, RunQuery
-from web.api import validation_message
+from web.api import OUR_ID, validation_message
 from web.ui import bp
 
 ACTIVE = {status.value for status in ACTIVE_RUN}
@@ -30,6 +30,14 @@ RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 @bp.errorhandler(HTTPException)
 def _error_page(exc: HTTPException) -> tuple[str, int]:
     return render_template("console/error.html", error=exc), exc.code or 500
+
+
+@bp.url_value_preprocessor
+def _our_ids_only(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """A run or event id that cannot be ours is a 404 before any query (PostgreSQL refuses NUL in text)."""
+    for key in ("run_id", "event_id"):
+        if values and key in values and not OUR_ID.match(values[key]):
+            abort(404, description=f"no {key.removesuffix('_id')} {values[key]}")
 
 
 def _query(model: type[BaseModel], args: dict[str, str]) -> tuple[Any, str | None]:
