@@ -127,10 +127,12 @@ class Settings(BaseSettings):
     retention_batch_size: int = Field(500, ge=1, le=10000, description="Runs (or events) deleted per transaction.")
 
     # --- Inbound ---
+    # On by default so one runaway sender cannot starve the others: far above what a form or an accounting
+    # system sends, a third of what the workers complete. A load test against one source sets 0 (none).
     inbound_rate_limit_per_second: float = Field(
-        0.0, ge=0, description="Limit for sources without `rate_limit:` or a preset (429 above); 0: none."
+        50.0, ge=0, description="Limit for sources without `rate_limit:` or a preset (429 above); 0: none."
     )
-    inbound_rate_limit_burst: int = Field(100, ge=1, description="Requests such a source may send at once.")
+    inbound_rate_limit_burst: int = Field(500, ge=1, description="Requests such a source may send at once.")
     direct_run_token: SecretStr | None = Field(
         None, description="Bearer token for POST /api/workflows/<name>/run on any workflow (besides ADMIN_TOKEN)."
     )

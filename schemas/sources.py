@@ -216,7 +216,7 @@ class SourceSpec(_Spec):
     sniff_json: bool = Field(False, description="Parse a JSON-looking body as JSON whatever its Content-Type says.")
     ack: AckSpec = AckSpec()
     rate_limit: RateLimitSpec | None = Field(
-        None, description="Default: a preset's 10/s (burst 100), else the INBOUND_RATE_LIMIT_* settings (none)."
+        None, description="Default: a preset's 10/s (burst 100), else INBOUND_RATE_LIMIT_* (50/s, burst 500)."
     )
     run_workflows: list[str] = Field(
         default_factory=list, description="Workflows this caller may also start via POST /api/workflows/<name>/run."

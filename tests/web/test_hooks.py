@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from engine.models import Event, Run
+from engine.ratelimit import RateLimit, RequestBudget
 from engine.services import Services
 from engine.verify import sign_hmac
 from tests.conftest import SECRETS, post_hook
@@ -177,6 +178,17 @@ def test_a_source_whose_secret_is_not_configured_answers_503_so_senders_retry(
     response = post_hook(client, "webform", EXAMPLE, **TOKEN)
     assert response.status_code == 503
     assert response.get_json() == {"error": "source 'webform' is not configured on this server yet; retry later"}
+
+
+def test_the_shipped_sources_are_rate_limited_by_default(client: FlaskClient, services: Services) -> None:
+    # Given the default settings and the shipped sources.yaml, whose sources set no rate_limit: of their own
+    assert services.catalog.current().sources["webform"].rate_limit is None
+    assert (services.settings.inbound_rate_limit_per_second, services.settings.inbound_rate_limit_burst) == (50, 500)
+    # When the web form posts
+    assert post_hook(client, "webform", EXAMPLE, **TOKEN).status_code == 202
+    # Then the request was charged to the webform's own budget in Redis
+    budget = RequestBudget(services.redis, "inbound", "webform", RateLimit(rate=50, burst=500))
+    assert services.redis.exists(budget.key)
 
 
 def test_redis_down_still_accepts_and_the_run_waits_for_the_reconciler(
