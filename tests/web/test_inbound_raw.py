@@ -1,5 +1,4 @@
-"""Needs the issue-5 one-liners in engine/runner.py (event_context: raw), engine/inspect.py (EVENT_FIELDS: raw)
-and engine/loader.py (_literal_secrets: a preset's secret and a basic password)."""
+"""`event.raw` in step templates, and secrets written into sources.yaml where a preset or basic auth keeps them."""
 
 from __future__ import annotations
 
