@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterable, Iterator
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,22 +143,77 @@ def _check_with(model: type[BaseModel], given: dict[str, Any], loc: Loc, locate:
             close = difflib.get_close_matches(key, fields, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"{uses} takes: {', '.join(fields)}"
             issues.append(locate((*loc, key), f"{uses} has no field {key!r}", hint, at_key=True))
-    templated = {key for key, value in given.items() if _has_template(value)}
     accepted = {key for key in given if key in fields or any(pattern.search(key) for pattern in patterns)}
+    for key in accepted:  # keys are literal even inside a value that holds templates
+        for where, allowed in _unknown_keys(model, given[key], (key,)):
+            hint = _nearest(str(where[-1]), allowed)
+            issues.append(locate((*loc, *where), f"unknown field {where[-1]!r}", hint, at_key=True))
+    templated = {key for key, value in given.items() if _has_template(value)}
     literal = {key: value for key, value in given.items() if key in accepted and key not in templated}
     try:
         model.model_validate(literal)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             where = error["loc"]
-            if where and where[0] in templated:
-                continue
+            if error["type"] == "extra_forbidden" or (where and where[0] in templated):
+                continue  # unknown keys are reported above; a templated value is judged when it runs
             if not where and templated:
                 continue  # a whole-model rule may hold once the templates have values
-            if error["type"] == "missing" and where and where[0] in given:
-                continue
             issues.append(locate((*loc, *where), error["msg"], _enum_hint(error)))
     return issues
+
+
+def _unknown_keys(model: type[BaseModel], value: Any, rel: Loc) -> Iterator[tuple[Loc, list[str]]]:
+    """(path, allowed keys) of every key inside `value` that the nested model at `rel` does not take."""
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unknown_keys(model, item, (*rel, index))
+        return
+    models = models_at(model, rel)
+    if not isinstance(value, dict) or not models or any(m.model_config.get("extra") != "forbid" for m in models):
+        return  # not an object, or one whose keys are free
+    allowed = key_names_at(model, rel)
+    patterns = [pattern for m in models for pattern in _open_patterns(m)]
+    for key, item in value.items():
+        if key in allowed or any(pattern.search(key) for pattern in patterns):
+            yield from _unknown_keys(model, item, (*rel, key))
+        else:
+            yield (*rel, key), allowed
+
+
+def _nearest(key: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    return f"did you mean {close[0]!r}?" if close else f"allowed here: {', '.join(allowed)}"
+
+
+def models_at(model: type[BaseModel], loc: Loc) -> list[type[BaseModel]]:
+    """The models that sit at `loc` inside `model`, following nested models through lists and unions."""
+    models = [model]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        models = [
+            inner
+            for current in models
+            for name, info in current.model_fields.items()
+            if part in (name, info.alias)
+            for inner in _models_in(info.annotation)
+        ]
+    return models
+
+
+def key_names_at(model: type[BaseModel], loc: Loc) -> list[str]:
+    """The keys allowed at `loc` inside `model`."""
+    models = models_at(model, loc)
+    return sorted({info.alias or name for current in models for name, info in current.model_fields.items()})
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if typing.get_origin(annotation) in (dict, Mapping):
+        return []  # a mapping's keys are data, not fields
+    return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
 
 
 def _enum_hint(error: dict[str, Any]) -> str:

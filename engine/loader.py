@@ -14,7 +14,6 @@ import logging
 import re
 import threading
 import time
-import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.reader import ReaderError
 
 from engine.errors import SpecError
-from engine.inspect import inspect_workflow
+from engine.inspect import inspect_workflow, key_names_at, models_at
 from engine.issues import Issue
 from engine.operations import OperationRegistry
 from engine.render import Renderer
@@ -139,23 +138,27 @@ def read_yaml(path: Path) -> tuple[_Document | None, list[Issue]]:
 
 
 def _validation_issues(doc: _Document, exc: ValidationError, model: type[BaseModel], prefix: Loc = ()) -> list[Issue]:
-    """One issue per place; alternatives of a union ("a string, or a list") are merged into one message."""
+    """One issue per place; alternatives of a union ("a string, or a list") are merged into one message.
+
+    A rule over the whole file (unique step ids, goto targets) says in its error's context which key
+    broke it (`at`) and what to do (`hint`), so it is reported there rather than at line 1.
+    """
     found: dict[Loc, list[str]] = {}
     unknown: set[Loc] = set()
+    hints: dict[Loc, str] = {}
     for error in exc.errors(include_url=False):
-        loc = _without_union_tags(model, tuple(error["loc"]))
+        ctx = error.get("ctx") or {}
+        loc = tuple(ctx["at"]) if "at" in ctx else _without_union_tags(model, tuple(error["loc"]))
         found.setdefault(loc, [])
         if error["msg"] not in found[loc]:
             found[loc].append(error["msg"])
         if error["type"] == "extra_forbidden":
             unknown.add(loc)
+            hints[loc] = _did_you_mean(model, loc)
+        elif isinstance(ctx.get("hint"), str):
+            hints[loc] = ctx["hint"]
     return [
-        doc.issue(
-            prefix + loc,
-            " or ".join(messages),
-            _did_you_mean(model, loc) if loc in unknown else "",
-            at_key=loc in unknown,
-        )
+        doc.issue(prefix + loc, " or ".join(messages), hints.get(loc, ""), at_key=loc in unknown)
         for loc, messages in found.items()
     ]
 
@@ -187,19 +190,7 @@ def _without_union_tags(model: type[BaseModel], loc: Loc) -> Loc:
 
 def _is_union_tag(model: type[BaseModel], parent: Loc) -> bool:
     """Whether the value at `parent` is a union of models (so an unknown part there is a member's tag)."""
-    models: list[type[BaseModel]] = [model]
-    for part in parent:
-        if isinstance(part, int):
-            continue
-        found = []
-        for current in models:
-            for name, info in current.model_fields.items():
-                if part in (name, info.alias):
-                    found += _models_in(info.annotation)
-        if not found:
-            return False
-        models = found
-    return len(models) > 1
+    return len(models_at(model, parent)) > 1
 
 
 def _did_you_mean(model: type[BaseModel], loc: Loc) -> str:
@@ -209,27 +200,6 @@ def _did_you_mean(model: type[BaseModel], loc: Loc) -> str:
     if close:
         return f"did you mean {close[0]!r}?"
     return f"allowed here: {', '.join(names)}" if names else "remove it"
-
-
-def key_names_at(model: type[BaseModel], loc: Loc) -> list[str]:
-    """The keys allowed at `loc` inside `model` (following nested models through lists and unions)."""
-    models = [model]
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        next_models = []
-        for current in models:
-            for name, info in current.model_fields.items():
-                if part in (name, info.alias):
-                    next_models += _models_in(info.annotation)
-        models = next_models
-    return sorted({info.alias or name for current in models for name, info in current.model_fields.items()})
-
-
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
 
 
 def _expand_env(value: Any, loc: Loc, environ: Mapping[str, str], missing: list[tuple[Loc, str]]) -> Any:
@@ -377,13 +347,20 @@ def load_catalog(
                 workflows.setdefault(wf.spec.name, wf)
             continue
         if loaded.spec.name in workflows:
-            other = workflows[loaded.spec.name].path.name
-            issues.append(
-                Issue(str(path), 1, 1, "name", f"workflow name {loaded.spec.name!r} is already used by {other}")
-            )
+            issues.append(_duplicate_name(loaded, workflows[loaded.spec.name]))
             continue
         workflows[loaded.spec.name] = loaded
     return Catalog(loaded_sources.sources, loaded_sources.unconfigured, workflows, tuple(issues))
+
+
+def _duplicate_name(loaded: LoadedWorkflow, first: LoadedWorkflow) -> Issue:
+    """The later file's `name:` (or its line 1, when the name comes from the file name) is what to change."""
+    message = f"workflow name {loaded.spec.name!r} is already used by {first.path.name}; this file is not loaded"
+    doc, _ = read_yaml(loaded.path)
+    if doc is None or not isinstance(doc.data, dict) or "name" not in doc.data:
+        hint = f"the name comes from the file name: add a line `name: <another name>` (or rename {loaded.path.name})"
+        return Issue(str(loaded.path), 1, 1, "name", message, hint)
+    return doc.issue(("name",), message, "give one of the two workflows another name")
 
 
 def _report(catalog: Catalog) -> None:

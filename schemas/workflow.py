@@ -7,10 +7,12 @@ is the engine's job (engine/render.py), never the model's.
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -116,19 +118,33 @@ class WorkflowSpec(_Spec):
 
     @model_validator(mode="after")
     def _ids_and_jumps(self) -> WorkflowSpec:
-        seen: set[str] = set()
-        for step in self.all_steps:
+        """Step ids unique, `goto` forward within its list: the run's cursor depends on both.
+
+        The error names the offending key (`at`) and a `hint`, so the loader can point at it.
+        """
+        seen: dict[str, str] = {}
+        for phase, index, step in self._placed_steps():
             if step.id in seen:
-                raise ValueError(f"step id {step.id!r} is used twice; step ids must be unique")
-            seen.add(step.id)
-        for phase in (self.steps, self.on_failure):
-            ids = [step.id for step in phase]
-            for index, step in enumerate(phase):
-                if step.goto is not None and step.goto not in ids[index + 1 :]:
-                    raise ValueError(
-                        f"step {step.id!r}: on_error: goto {step.goto} must name a later step of the same list"
-                    )
+                raise _placed_error(
+                    f"step id {step.id!r} is used twice (first at {seen[step.id]})",
+                    (phase, index, "id"),
+                    "give each step its own id; steps and on_failure share one set of ids",
+                )
+            seen[step.id] = f"{phase}[{index}]"
+        for phase, index, step in self._placed_steps():
+            ids = [other.id for other in getattr(self, phase)]
+            if step.goto is not None and step.goto not in ids[index + 1 :]:
+                raise _placed_error(
+                    f"goto {step.goto} must name a later step of the same list",
+                    (phase, index, "on_error"),
+                    _goto_hint(step.goto, ids, index),
+                )
         return self
+
+    def _placed_steps(self) -> list[tuple[str, int, StepSpec]]:
+        """(list name, index, step) for every step: main steps, then on_failure."""
+        placed = [("steps", index, step) for index, step in enumerate(self.steps)]
+        return placed + [("on_failure", index, step) for index, step in enumerate(self.on_failure)]
 
     @property
     def all_steps(self) -> list[StepSpec]:
@@ -137,3 +153,19 @@ class WorkflowSpec(_Spec):
 
     def index_of(self, step_id: str) -> int:
         return next(i for i, step in enumerate(self.all_steps) if step.id == step_id)
+
+
+def _placed_error(message: str, at: tuple[str | int, ...], hint: str) -> PydanticCustomError:
+    """A whole-workflow rule broken at one key: `ctx` carries where (`at`) and what to do (`hint`)."""
+    return PydanticCustomError("workflow_rule", message, {"at": at, "hint": hint})
+
+
+def _goto_hint(target: str, ids: list[str], index: int) -> str:
+    later = ids[index + 1 :]
+    listed = ", ".join(later) or "none"
+    if target in ids:
+        return f"{target} comes before this step and a goto only jumps forward; later steps: {listed}"
+    close = difflib.get_close_matches(target, later, n=1)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"later steps here: {listed}" if later else "this is the last step: use continue or fail"

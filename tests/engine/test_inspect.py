@@ -85,6 +85,34 @@ def test_with_carrying_an_unknown_field_suggests_the_right_one(tmp_path: Path) -
     assert (missing.path, missing.message) == ("steps[0].with.message", "Field required")
 
 
+CUSTOM_FIELDS = """\
+steps:
+  - id: job
+    uses: bigchange.jobs.create
+    with:
+      typeId: 1
+      contactId: 2
+      customFields:
+        - {definitionId: 3, valu: "{{ event.data.x }}"}
+        - {definitionId: 4, value: x, colour: red}
+"""
+
+
+def test_an_unknown_key_nested_in_with_suggests_from_its_own_object_even_beside_a_template(tmp_path: Path) -> None:
+    typo, unrelated = check(tmp_path, CUSTOM_FIELDS)
+    assert (typo.path, typo.line, typo.col) == ("steps[0].with.customFields[0].valu", 10, 29)
+    assert (typo.message, typo.hint) == ("unknown field 'valu'", "did you mean 'value'?")
+    assert (unrelated.path, unrelated.line, unrelated.col) == ("steps[0].with.customFields[1].colour", 11, 39)
+    assert unrelated.hint == "allowed here: definitionId, value"
+
+
+def test_a_required_field_missing_in_a_nested_object_is_reported_there(tmp_path: Path) -> None:
+    body = "steps:\n  - id: job\n    uses: bigchange.jobs.create\n"
+    body += "    with: {typeId: 1, contactId: 2, customFields: [{value: x}]}\n"
+    issue = only(check(tmp_path, body))
+    assert (issue.path, issue.message) == ("steps[0].with.customFields[0].definitionId", "Field required")
+
+
 def test_with_a_literal_of_the_wrong_type(tmp_path: Path) -> None:
     issue = only(
         check(

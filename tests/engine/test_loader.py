@@ -144,9 +144,12 @@ def test_a_missing_field_points_at_its_parent(wfdir: Path) -> None:
     assert "Field required" in issue.message
 
 
-def test_duplicate_step_ids_are_refused(wfdir: Path) -> None:
-    write(wfdir, "w.yaml", GOOD + "  - id: contact\n    uses: bigchange.contacts.create\n    with: {name: y}\n")
-    assert any("step id 'contact' is used twice" in m for m in messages(load(wfdir)))
+def test_duplicate_step_ids_are_refused_at_the_second_id(wfdir: Path) -> None:
+    path = write(wfdir, "w.yaml", GOOD + "  - id: contact\n    uses: bigchange.contacts.create\n    with: {name: y}\n")
+    (issue,) = load(wfdir).issues
+    assert (issue.file, issue.line, issue.col, issue.path) == (str(path), 8, 9, "steps[1].id")
+    assert issue.message == "step id 'contact' is used twice (first at steps[0])"
+    assert issue.hint == "give each step its own id; steps and on_failure share one set of ids"
 
 
 def test_an_unknown_operation_suggests_the_nearest(wfdir: Path) -> None:
@@ -169,10 +172,26 @@ def test_template_syntax_errors_are_found_at_load(wfdir: Path) -> None:
     assert issue.path == "steps[0].with.name" and "No filter named 'nosuch'" in issue.message
 
 
-def test_goto_must_name_a_later_step(wfdir: Path) -> None:
-    text = GOOD + "    on_error: goto contact\n"
-    write(wfdir, "w.yaml", text)
-    assert any("on_error: goto contact must name a later step" in m for m in messages(load(wfdir)))
+@pytest.mark.parametrize(
+    ("target", "hint"),
+    [
+        ("contact", "contact comes before this step and a goto only jumps forward; later steps: notify"),
+        ("notfy", "did you mean 'notify'?"),
+        ("elsewhere", "later steps here: notify"),
+    ],
+)
+def test_goto_must_name_a_later_step_and_is_reported_at_on_error(wfdir: Path, target: str, hint: str) -> None:
+    text = GOOD + f"    on_error: goto {target}\n  - id: notify\n    uses: core.log\n    with: {{message: x}}\n"
+    path = write(wfdir, "w.yaml", text)
+    (issue,) = load(wfdir).issues
+    assert (issue.file, issue.line, issue.col, issue.path) == (str(path), 8, 15, "steps[0].on_error")
+    assert (issue.message, issue.hint) == (f"goto {target} must name a later step of the same list", hint)
+
+
+def test_goto_from_the_last_step_says_there_is_nowhere_to_jump(wfdir: Path) -> None:
+    write(wfdir, "w.yaml", GOOD + "    on_error: goto done\n")
+    (issue,) = load(wfdir).issues
+    assert (issue.line, issue.col, issue.hint) == (8, 15, "this is the last step: use continue or fail")
 
 
 @pytest.mark.parametrize("value", ["retry", "goto", "goto 1abc", "Continue"])
@@ -184,15 +203,28 @@ def test_on_error_accepts_only_fail_continue_or_goto(wfdir: Path, value: str) ->
 
 def test_step_ids_are_unique_across_steps_and_on_failure(wfdir: Path) -> None:
     write(wfdir, "w.yaml", GOOD + "on_failure:\n  - id: contact\n    uses: core.log\n    with: {message: x}\n")
-    assert any("step id 'contact' is used twice" in m for m in messages(load(wfdir)))
+    (issue,) = load(wfdir).issues
+    assert (issue.line, issue.col, issue.path) == (9, 9, "on_failure[0].id")
+    assert issue.message == "step id 'contact' is used twice (first at steps[0])"
 
 
-def test_duplicate_workflow_names_keep_the_first(wfdir: Path) -> None:
+def test_duplicate_workflow_names_keep_the_first_and_point_at_the_second_name(wfdir: Path) -> None:
     write(wfdir, "a.yaml", GOOD)
-    write(wfdir, "b.yaml", GOOD)
+    second = write(wfdir, "b.yaml", GOOD)
     catalog = load(wfdir)
     assert catalog.workflows["good"].path.name == "a.yaml"
-    assert any("already used by a.yaml" in m for m in messages(catalog))
+    (issue,) = catalog.issues
+    assert (issue.file, issue.line, issue.col, issue.path) == (str(second), 1, 7, "name")
+    assert issue.message == "workflow name 'good' is already used by a.yaml; this file is not loaded"
+    assert issue.hint == "give one of the two workflows another name"
+
+
+def test_a_duplicate_name_taken_from_the_file_name_says_so(wfdir: Path) -> None:
+    write(wfdir, "a.yaml", GOOD)
+    second = write(wfdir, "good.yaml", GOOD.replace("name: good\n", ""))
+    (issue,) = load(wfdir).issues
+    assert (issue.file, issue.line, issue.col, issue.path) == (str(second), 1, 1, "name")
+    assert issue.hint == "the name comes from the file name: add a line `name: <another name>` (or rename good.yaml)"
 
 
 def test_the_definition_hash_changes_with_the_content(wfdir: Path) -> None:
