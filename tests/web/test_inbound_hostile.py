@@ -8,6 +8,7 @@ refused, not 503ed forever, on the other.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
@@ -23,6 +24,7 @@ from tests.web.inbound_setup import (  # noqa: F401  (inbound_app, inbound_workf
     example_bytes,
     inbound_app,
     inbound_workflows_dir,
+    reload,
     runs,
 )
 
@@ -178,6 +180,24 @@ class TestContentTypes:
         (event,) = events(services)
         assert (event.id, event.status, event.reason) == (answer["event_id"], "rejected", answer["error"])
         assert (event.raw_body, event.content_type, event.data) == (b"<lead id='z-5'/>", "application/xml", None)
+
+    def test_a_kept_415_is_accepted_on_replay_once_the_source_reads_its_body(
+        self, client: FlaskClient, services: Services, workflows_dir: Path, admin: dict[str, str]
+    ) -> None:
+        # Given a sender that labels its JSON as octet-stream: 415, kept
+        refused = post(client, b'{"id": "z-7"}', "application/octet-stream").get_json()
+        # When the source is told to sniff JSON, and the event replayed
+        sources = (workflows_dir / "sources.yaml").read_text()
+        fixed = sources.replace(
+            "run_workflows: [log-anything]\n", "run_workflows: [log-anything]\n    sniff_json: true\n", 1
+        )
+        (workflows_dir / "sources.yaml").write_text(fixed)
+        reload(services)
+        response = client.post(f"/api/events/{refused['event_id']}/replay", headers=admin)
+        # Then its raw body becomes an accepted event
+        assert response.status_code == 202, response.get_json()
+        new = events(services, status="accepted")[0]
+        assert (new.replay_of, new.data) == (refused["event_id"], {"id": "z-7"})
 
     def test_an_unverified_caller_with_an_unsupported_type_is_401_and_nothing_is_kept(
         self, client: FlaskClient, services: Services
