@@ -25,8 +25,8 @@ from bench.config import BenchConfig
 from bench.infra import Ledger
 from bench.ingest import enquiry_bodies, web_memory, webform_target
 from bench.loadgen import Target, closed_loop
-from bench.procs import Child, CpuMeter, peak_rss_kb
-from bench.stack import Stack, Web
+from bench.procs import CpuMeter, peak_rss_kb
+from bench.stack import Stack, Web, Workers
 
 POLL_SECONDS = 0.25
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -109,10 +109,10 @@ class Scenario:
         self.redis = redis
         self.stub = stub
 
-    def _roles(self, web: Web, workers: list[Child], stub_pid: int) -> dict[str, Callable[[], Iterable[int]]]:
+    def _roles(self, web: Web, workers: list[Workers], stub_pid: int) -> dict[str, Callable[[], Iterable[int]]]:
         roles: dict[str, Callable[[], Iterable[int]]] = {
             "web (gunicorn)": web.pids,
-            "workers (all)": lambda: [w.pid for w in workers],
+            "workers (all)": lambda: [pid for pool in workers for pid in pool.pids()],
             "stub": lambda: [stub_pid],
             "load generator": lambda: [os.getpid()],
         }
@@ -130,10 +130,10 @@ class Scenario:
         self.stub.reset(latency_ms)
         env = self.stack.env(self.db.url, config.e2e_redis_url, self.stub.port)
         web = self.stack.web(f"{tag}-web", env)
-        workers: list[Child] = []
+        workers: list[Workers] = []
         if not config.preload:
-            workers = self.stack.workers(f"{tag}-worker", config.workers, env, self.redis)
-        pids = [w.pid for w in workers]
+            workers.append(self.stack.workers(f"{tag}-workers", config.workers, env, self.redis))
+        pids = [pid for pool in workers for pid in pool.worker_pids()]
         recordings = profiling.start_pair(self.stack.supervisor, "worker", pids, profile_dir) if profile_dir else []
         load_target = webform_target(web.port)
         with CpuMeter(self._roles(web, workers, stub_pid)) as meter:
@@ -141,14 +141,19 @@ class Scenario:
                 closed_loop(load_target, enquiry_bodies(tag), config.load_concurrency, total=events, timeout=60)
             )
             if config.preload:
-                workers.extend(self.stack.workers(f"{tag}-worker", config.workers, env, self.redis))
+                workers.append(self.stack.workers(f"{tag}-workers", config.workers, env, self.redis))
             finished, statuses = _wait_for_runs(self.db, load.tally.statuses.get(202, 0), config.e2e_timeout)
         profile = profiling.stop_all(self.stack.supervisor, recordings) if recordings else None
         memory = {
             "web": web_memory(web),
-            "workers_mib": [round(kb / 1024, 1) for w in workers if (kb := peak_rss_kb(w.pid)) is not None],
+            "workers_mib": [
+                round(kb / 1024, 1)
+                for pool in workers
+                for pid in pool.worker_pids()
+                if (kb := peak_rss_kb(pid)) is not None
+            ],
         }
-        self.stack.supervisor.stop(*workers, web.child)
+        self.stack.supervisor.stop(*[pool.pool for pool in workers], web.child)
         return self._results(latency_ms, events, load.as_dict(), finished, statuses, meter.result, memory, profile)
 
     def _results(

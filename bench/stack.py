@@ -33,6 +33,20 @@ class Web:
 
 
 @dataclass
+class Workers:
+    """`flask worker --processes N`: the pool's parent and the step workers it forked."""
+
+    pool: Child
+    argv: list[str]
+
+    def worker_pids(self) -> list[int]:
+        return children_of(self.pool.pid)
+
+    def pids(self) -> list[int]:
+        return [self.pool.pid, *self.worker_pids()]
+
+
+@dataclass
 class Stack:
     """The measured processes of one bench run, all started under one Supervisor."""
 
@@ -56,6 +70,10 @@ class Stack:
             "BIGCHANGE_API_KEY": infra.API_KEY,
             "BIGCHANGE_REQUESTS_PER_SECOND": "1000000",
             "BIGCHANGE_BURST": "1000000",
+            # Likewise the inbound limit per source (50/s by default): raised, not switched off, so its
+            # Redis call stays in the measured ack path.
+            "INBOUND_RATE_LIMIT_PER_SECOND": "1000000",
+            "INBOUND_RATE_LIMIT_BURST": "1000000",
         }
         if stub_port is not None:
             overrides["BIGCHANGE_BASE_URL"] = f"http://127.0.0.1:{stub_port}/bigchange"
@@ -71,18 +89,18 @@ class Stack:
         wait_until(lambda: len(children_of(child.pid)) >= 1, child, BOOT_TIMEOUT, "gunicorn workers")
         return Web(child, port, argv)
 
-    def workers(self, name: str, count: int, env: dict[str, str], redis: Redis) -> list[Child]:
-        """`count` workers as the Procfile starts them, ready once all have registered with RQ."""
-        argv = infra.procfile_command(self.procfile, "worker")
+    def workers(self, name: str, count: int, env: dict[str, str], redis: Redis) -> Workers:
+        """The Procfile's worker command as a pool of `count` step workers, ready once all have registered with RQ."""
+        argv = [*infra.procfile_command(self.procfile, "worker"), "--processes", str(count)]
         before = Worker.count(connection=redis)
-        children = [self.supervisor.start(f"{name}-{i}", argv, env, PROJECT_ROOT) for i in range(count)]
+        pool = self.supervisor.start(name, argv, env, PROJECT_ROOT)
         wait_until(
             lambda: Worker.count(connection=redis) >= before + count,
-            children[0],
+            pool,
             BOOT_TIMEOUT,
             f"{count} workers registered with RQ",
         )
-        return children
+        return Workers(pool, argv)
 
     def stub(self) -> tuple[Child, int, list[str]]:
         port = free_port()
