@@ -14,30 +14,83 @@ Rules (DESIGN.md, "Semantics"):
 One deliberate departure from stock Jinja: `a.b` on a mapping reads the key
 `b` before any attribute, so a form field called `items` or `values` is the
 field, not the dict method.
+
+The sandbox also bounds what one template may allocate, because an operand can
+come from the sender (`{{ '-' * event.data.qty }}`): repetition (`*`) makes at
+most MAX_REPEAT characters or items (Jinja's own bound on `range()`), a power
+at most MAX_POWER_BITS bits, and a whole rendered string at most
+MAX_RENDERED_CHARS. Jinja's `lipsum(n)` (unbounded text), `namespace` (the one
+way to grow a value across loop iterations), `cycler` and `joiner` are not
+offered, and a template cannot include, import or extend another: there are no
+files to read.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.exceptions import SecurityError
-from jinja2.runtime import Undefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.runtime import Context, Undefined
+from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
 
 from engine.errors import RenderError
 from engine.filters import FILTERS
 
 _SINGLE_EXPRESSION = re.compile(r"^\{\{[-+]?(.*?)[-+]?\}\}$", re.DOTALL)
 
+MAX_REPEAT = MAX_RANGE  # characters or items one `*` may make: 100,000
+MAX_POWER_BITS = 64 * 1024  # about 20,000 digits
+MAX_RENDERED_CHARS = 16 * 1024 * 1024  # one rendered string; far above any API field, far below a worker's memory
+_GLOBALS = ("range", "dict")  # of Jinja's default globals, the ones a workflow has a use for
+_OTHER_TEMPLATES = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
+
 
 class _Environment(ImmutableSandboxedEnvironment):
+    # Intercepted operators also escape Jinja's compile-time constant folding, so `'a' * 10**9`
+    # written as literals is refused when it runs instead of being built while the workflow loads.
+    intercepted_binops = frozenset({"*", "**"})
+
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping) and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            _check_repetition(left, right)
+            _check_repetition(right, left)
+        elif operator == "**":
+            _check_power(left, right)
+        return super().call_binop(context, operator, left, right)
+
+
+def _check_repetition(sequence: Any, times: Any) -> None:
+    if isinstance(sequence, str | list | tuple) and isinstance(times, int) and len(sequence) * times > MAX_REPEAT:
+        raise SecurityError(
+            f"repeating a value of length {len(sequence)} {times} times would make {len(sequence) * times} "
+            f"characters or items; the sandbox allows at most {MAX_REPEAT}"
+        )
+
+
+def _check_power(base: Any, exponent: Any) -> None:
+    integers = isinstance(base, int) and isinstance(exponent, int)
+    if integers and abs(base) > 1 and exponent > 0 and abs(base).bit_length() * exponent > MAX_POWER_BITS:
+        raise SecurityError(f"{base} ** {exponent} is too large a number; the sandbox allows {MAX_POWER_BITS} bits")
+
+
+def _bounded_join(chunks: Iterable[str], source: str) -> str:
+    """Join a template's output, refusing it once it grows past MAX_RENDERED_CHARS (loops can multiply it)."""
+    out: list[str] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_RENDERED_CHARS:
+            raise RenderError(f"{source[:80]!r}: renders to more than {MAX_RENDERED_CHARS} characters")
+        out.append(chunk)
+    return "".join(out)
 
 
 class Renderer:
@@ -45,6 +98,7 @@ class Renderer:
 
     def __init__(self) -> None:
         self.env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+        self.env.globals = {name: self.env.globals[name] for name in _GLOBALS}
         self.env.filters.update(FILTERS)
         self._compiled: dict[str, Any] = {}
 
@@ -71,7 +125,7 @@ class Renderer:
                 if callable(result):
                     raise RenderError(f"{source!r} yields a function, not a value; did you forget the ()?")
                 return result
-            return compiled.render(context)
+            return _bounded_join(compiled.generate(context), source)
         except (UndefinedError, SecurityError, TypeError, ValueError, ArithmeticError, LookupError) as exc:
             raise RenderError(f"{source!r}: {exc}") from exc
 
@@ -98,6 +152,11 @@ class Renderer:
     def _compile_uncached(self, source: str) -> tuple[str, Any]:
         try:
             tree = self.env.parse(source)
+            if any(True for _ in tree.find_all(_OTHER_TEMPLATES)):
+                raise RenderError(
+                    f"{source!r}: a workflow template cannot include, import or extend other templates; "
+                    "it sees only its own text and the run's context"
+                )
             match = _SINGLE_EXPRESSION.match(source)
             if match and _is_single_output(tree):
                 return "expression", self.env.compile_expression(match.group(1), undefined_to_none=False)
