@@ -21,6 +21,7 @@ from engine.errors import RenderError
 from engine.issues import Issue
 from engine.operations import OperationRegistry
 from engine.render import Renderer
+from engine.written_secrets import detect_written_secrets
 from schemas.workflow import StepSpec, WorkflowSpec
 
 Loc = tuple[str | int, ...]
@@ -63,6 +64,7 @@ def inspect_workflow(
     issues += detect_template_problems(spec, locate, operations, renderer)
     issues += detect_constant_conditions(spec, locate, renderer)
     issues += detect_foreach_only_settings(spec, locate)
+    issues += detect_written_secrets(spec, locate)
     return issues
 
 

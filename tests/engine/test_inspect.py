@@ -71,6 +71,105 @@ def test_a_secret_written_into_sources_yaml_is_refused(tmp_path: Path) -> None:
     assert "hunter2" not in str(issue)
 
 
+HTTP_HEADERS = """\
+steps:
+  - id: tell
+    uses: core.http
+    with:
+      url: https://hooks.example.com/notify
+      headers:
+        Content-Type: application/json
+        Authorization: "Bearer sk_live_51Hx"
+        X-Api-Key: hunter2
+        key: "{{ event.data.key }}"
+"""
+
+
+def test_a_credential_written_into_a_core_http_header_is_an_error_pointing_at_secret_headers(tmp_path: Path) -> None:
+    bearer, api_key = check(tmp_path, HTTP_HEADERS)
+    assert (bearer.severity, bearer.path, bearer.line, bearer.col) == (
+        "error",
+        "steps[0].with.headers.Authorization",
+        10,
+        24,
+    )
+    assert (api_key.path, api_key.line, api_key.col) == ("steps[0].with.headers.X-Api-Key", 11, 20)
+    assert bearer.message == "a secret is written into the workflow"
+    assert "CORE_HTTP_SECRETS" in bearer.hint and "secret_headers: {Authorization: TEAMS_TOKEN}" in bearer.hint
+    assert "sk_live" not in str(bearer) and "hunter2" not in str(api_key)
+
+
+@pytest.mark.parametrize(
+    ("with_", "path"),
+    [
+        ("{url: 'https://api.example.com/v1/send?channel=ops&access_token=abc123'}", "steps[0].with.url"),
+        ("{url: 'https://bot:s3cret@api.example.com/v1/send'}", "steps[0].with.url"),
+        ("{url: 'https://hooks.slack.com/services/T000/B000/XXXXXXXX'}", "steps[0].with.url"),
+        ("{url: 'https://api.example.com/v1/send', params: {api_key: abc123}}", "steps[0].with.params.api_key"),
+        ("{url: 'https://api.example.com/v1/send', params: {key: abc123}}", "steps[0].with.params.key"),
+    ],
+)
+def test_a_url_that_carries_a_credential_is_an_error_pointing_at_url_secret(
+    tmp_path: Path, with_: str, path: str
+) -> None:
+    issue = only(check(tmp_path, f"steps:\n  - id: tell\n    uses: core.http\n    with: {with_}\n"))
+    assert (issue.severity, issue.path, issue.message) == ("error", path, "a secret is written into the workflow")
+    assert "url_secret" in issue.hint
+    assert "abc123" not in str(issue) and "s3cret" not in str(issue) and "XXXXXXXX" not in str(issue)
+
+
+def test_an_env_reference_in_a_workflow_is_not_filled_in_and_says_so(tmp_path: Path) -> None:
+    body = "steps:\n  - id: tell\n    uses: core.http\n"
+    body += "    with: {url: 'https://x.example.com/', headers: {Authorization: 'Bearer ${TEAMS_TOKEN}'}}\n"
+    issue = only(check(tmp_path, body))
+    assert issue.message == (
+        "a secret is written into the workflow as ${…}, which a workflow does not fill in: it would be sent as written"
+    )
+
+
+def test_a_credential_in_a_core_http_body_is_an_error(tmp_path: Path) -> None:
+    body = "steps:\n  - id: tell\n    uses: core.http\n"
+    body += "    with: {url: 'https://x.example.com/', json: {text: hi, auth: {token: xoxb-1}}}\n"
+    issue = only(check(tmp_path, body))
+    assert issue.path == "steps[0].with.json.auth.token" and "secret_headers" in issue.hint
+
+
+def test_a_credential_field_of_a_connector_written_literally_is_an_error(tmp_path: Path) -> None:
+    literal = (
+        "steps:\n  - id: c\n    uses: lightening.contacts.create\n    with: {name: Ann, portal_password: Passw0rd!}\n"
+    )
+    issue = only(check(tmp_path, literal))
+    assert issue.path == "steps[0].with.portal_password" and "{{ event.data" in issue.hint
+    templated = literal.replace("Passw0rd!", '"{{ event.data.password }}"')
+    assert check(tmp_path, templated) == []
+
+
+def test_secrets_named_by_reference_and_templated_values_are_fine(tmp_path: Path) -> None:
+    body = """\
+    steps:
+      - id: tell
+        uses: core.http
+        with:
+          url_secret: TEAMS_WEBHOOK
+          secret_headers: {Authorization: TEAMS_TOKEN, X-Api-Key: PARTNER_KEY}
+          headers: {X-Request-Id: "{{ event.id }}", Authorization: "{{ event.data.auth }}"}
+          params: {page: 2, token: "{{ event.data.page_token }}"}
+      - id: by_template
+        uses: core.http
+        with: {url: "https://api.example.com/send?token={{ event.data.t }}&page=2"}
+    """
+    assert check(tmp_path, textwrap.dedent(body)) == []
+
+
+def test_a_var_that_looks_like_a_secret_is_a_warning(tmp_path: Path) -> None:
+    body = (
+        "vars: {api_token: sk_live_51Hx, region: GB}\nsteps:\n  - id: a\n    uses: core.log\n    with: {message: x}\n"
+    )
+    issue = only(check(tmp_path, body))
+    assert (issue.severity, issue.path, issue.line) == ("warning", "vars.api_token", 3)
+    assert "sk_live" not in str(issue)
+
+
 # --- operations and their input ----------------------------------------------------------------
 
 
