@@ -7,6 +7,13 @@ line is written, fields whose names say they hold a credential are masked
 it appears, message included: an API that echoes a key into an error message
 must not put it in the logs.
 
+"Every configured secret value" is `configured_secrets()`, the one list the
+console's scrubber uses too: the settings' credentials, CORE_HTTP_SECRETS, and
+each loaded source's verification secrets (sources.yaml `${VAR}`s, resolved).
+The sources are only known once the app has loaded its catalog, and can change
+when it reloads, so each line also masks the secrets of the app whose context
+it is written in (every request, step job and CLI command runs in one).
+
 `configure()` is idempotent (the app factory calls it; tests build many apps).
 """
 
@@ -14,43 +21,127 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from flask import current_app, has_app_context
 from markupsafe import escape
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from engine.observe import Fact, RunFinished, RunStarted, StepFinished
 from engine.redact import REDACTED, redact_secret_fields
+from engine.services import EXTENSION
 from schemas.settings import Settings
+
+if TYPE_CHECKING:
+    from engine.loader import Catalog, CatalogCache
 
 log = logging.getLogger("hookflow")
 # LogRecord's own attributes; anything else on a record came in through `extra=`.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
-_MIN_SECRET = 4
+_MIN_SECRET = 4  # shorter values would mask ordinary text
 # One INFO line per HTTP request would double the step lines (which already carry every call's status).
-QUIET = ("httpx", "httpcore")  # shorter values would mask ordinary text
+QUIET = ("httpx", "httpcore")
+
+
+def configured_secrets(settings: Settings, catalog: Catalog | None = None) -> list[str]:
+    """Every secret value this server is configured with, for masking in logs and console pages.
+
+    - the settings' credentials: ADMIN_TOKEN, API keys, passwords, METRICS_TOKEN, ...;
+    - CORE_HTTP_SECRETS, the values core.http steps name;
+    - with a catalog, each source's verification secrets (WEBFORM_TOKEN, ACCOUNTS_SECRET, ...,
+      every one of a rotation list, a preset's `secret`, basic auth passwords).
+
+    Values shorter than 4 characters are left out: masking them would mangle ordinary text.
+    """
+    found = _secret_strings(settings)
+    if catalog is not None:
+        for source in catalog.sources.values():
+            found += _secret_strings(source)
+    return sorted({value for value in found if len(value) >= _MIN_SECRET})
+
+
+def _secret_strings(value: Any) -> list[str]:
+    """The SecretStr values anywhere in a model, dict or list (CORE_HTTP_SECRETS is a dict of them)."""
+    if isinstance(value, SecretStr):
+        return [value.get_secret_value()]
+    if isinstance(value, BaseModel):
+        return [s for name in type(value).model_fields for s in _secret_strings(getattr(value, name))]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _secret_strings(item)]
+    if isinstance(value, list | tuple):
+        return [s for item in value for s in _secret_strings(item)]
+    return []
 
 
 def secret_values(settings: Settings) -> list[str]:
-    """Every credential in the settings (ADMIN_TOKEN, API keys, passwords, ...)."""
-    values = [getattr(settings, name) for name in type(settings).model_fields]
-    return [
-        v.get_secret_value() for v in values if isinstance(v, SecretStr) and len(v.get_secret_value()) >= _MIN_SECRET
-    ]
+    """The settings' secrets alone (before any catalog is loaded); see `configured_secrets`."""
+    return configured_secrets(settings)
+
+
+def loaded_catalog(cache: CatalogCache) -> Catalog | None:
+    """The catalog `cache` last loaded, without loading one.
+
+    CatalogCache.current() may load, under a lock, and loading writes log lines:
+    asking it for the catalog from inside a log line would deadlock that thread.
+    The last loaded catalog is what a line needs (secrets only change with a load).
+    CatalogCache has no public accessor for it, hence the attribute read.
+    """
+    return getattr(cache, "_catalog", None)
+
+
+class AppSecrets:
+    """The secrets of the app whose context a line is written in; () outside one.
+
+    Recomputed only when that app's settings or loaded catalog is replaced (a reload,
+    a settings change), so a line costs two identity checks.
+    """
+
+    def __init__(self) -> None:
+        self._cached: tuple[object, object, tuple[str, ...]] = (None, None, ())
+
+    def __call__(self) -> tuple[str, ...]:
+        if not has_app_context():
+            return ()
+        services = current_app.extensions.get(EXTENSION)
+        if services is None:
+            return ()
+        settings, catalog = services.settings, loaded_catalog(services.catalog)
+        seen_settings, seen_catalog, secrets = self._cached
+        if seen_settings is settings and seen_catalog is catalog:
+            return secrets
+        secrets = tuple(configured_secrets(settings, catalog))
+        self._cached = (settings, catalog, secrets)  # one assignment: threads never see a mixed pair
+        return secrets
 
 
 class Scrubber:
-    """Masks secret values in text and credential-named fields in structures."""
+    """Masks secret values in text and credential-named fields in structures.
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted(set(secrets), key=len, reverse=True)  # longest first: no half-masked overlaps
+    `also`, when given, is asked for more secrets each time (AppSecrets); it must
+    return the same tuple object while nothing changed, so the merge is redone
+    only when something did.
+    """
+
+    def __init__(self, secrets: Iterable[str] = (), also: Callable[[], Sequence[str]] | None = None) -> None:
+        self._fixed = frozenset(secrets)
+        self._also = also
+        self._merged: tuple[object, list[str]] = ((), _longest_first(self._fixed))
+
+    @property
+    def secrets(self) -> list[str]:
+        if self._also is None:
+            return self._merged[1]
+        more = self._also()
+        seen, merged = self._merged
+        if more is not seen:
+            merged = _longest_first(self._fixed | set(more))
+            self._merged = (more, merged)
+        return merged
 
     def text(self, value: str) -> str:
-        for secret in self.secrets:
-            value = value.replace(secret, REDACTED)
-        return value
+        return _mask(value, self.secrets)
 
     def html(self, value: str) -> str:
         """`text`, also catching secrets as HTML escaping spells them (`&` as `&amp;`, ...)."""
@@ -59,14 +150,28 @@ class Scrubber:
         return value
 
     def value(self, value: Any) -> Any:
-        value = redact_secret_fields(value)
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {key: self.value(item) for key, item in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.value(item) for item in value]
-        return value
+        return _masked(value, self.secrets)
+
+
+def _mask(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def _masked(value: Any, secrets: list[str]) -> Any:
+    value = redact_secret_fields(value)
+    if isinstance(value, str):
+        return _mask(value, secrets)
+    if isinstance(value, dict):
+        return {key: _masked(item, secrets) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(item, secrets) for item in value]
+    return value
+
+
+def _longest_first(secrets: Iterable[str]) -> list[str]:
+    return sorted(set(secrets), key=len, reverse=True)  # longest first: no half-masked overlaps
 
 
 def fields_of(record: logging.LogRecord) -> dict[str, Any]:
@@ -112,7 +217,7 @@ def configure(settings: Settings) -> logging.Handler:
         root.removeHandler(handler)
     handler = logging.StreamHandler()  # this process's stderr, as it is now (CLI output on stdout stays clean)
     handler.hookflow = True  # type: ignore[attr-defined]
-    scrubber = Scrubber(secret_values(settings))
+    scrubber = Scrubber(configured_secrets(settings), also=AppSecrets())
     handler.setFormatter(JsonFormatter(scrubber) if settings.log_format == "json" else TextFormatter(scrubber))
     root.addHandler(handler)
     root.setLevel(settings.log_level)

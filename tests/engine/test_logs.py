@@ -4,19 +4,35 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
+import threading
+from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+from gunicorn.config import Config
+from gunicorn.glogging import Logger
 from pydantic import SecretStr
 
 from engine import logs
 from engine.observe import RunFinished, StepFinished
+from engine.services import Services
 from schemas.settings import PROJECT_ROOT, Settings
-from tests.conftest import SECRETS, Drain, Sandbox, post_hook
+from tests.conftest import ADMIN_TOKEN, SANDBOX_KEY, SECRETS, Drain, Sandbox, post_hook
 
 EXAMPLE = (PROJECT_ROOT / "examples" / "web-enquiry.json").read_bytes()
 TOKEN = {"X-Hook-Token": SECRETS["WEBFORM_TOKEN"]}
+
+
+CRM_KEY = "crm-key-98765"  # a CORE_HTTP_SECRETS value
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"core_http_secrets": {"CRM_KEY": SecretStr(CRM_KEY)}}
 
 
 def lines(text: str) -> list[dict[str, Any]]:
@@ -105,3 +121,89 @@ def test_an_exception_is_one_line_with_its_traceback(restore_logging: None, caps
         logging.getLogger("engine.test").exception("it broke")
     (line,) = lines(capsys.readouterr().err)
     assert line["msg"] == "it broke" and "ValueError: bad" in line["exc"]
+
+
+# --- Every configured secret, one list for logs and console ------------------------------------
+
+
+def test_configured_secrets_are_the_settings_core_http_and_every_source_secret(services: Services) -> None:
+    known = logs.configured_secrets(services.settings, services.catalog.current())
+    # sources.yaml ${VAR}s, resolved; CORE_HTTP_SECRETS (a dict of them); the settings' own
+    assert {SECRETS["WEBFORM_TOKEN"], SECRETS["ACCOUNTS_SECRET"], CRM_KEY, ADMIN_TOKEN, SANDBOX_KEY} <= set(known)
+    assert SECRETS["WEBFORM_TOKEN"] not in logs.configured_secrets(services.settings)  # no catalog, no sources
+
+
+def test_lines_mask_source_and_core_http_secrets(
+    app: Flask, services: Services, restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the app's logging, and its sources loaded
+    logs.configure(services.settings)
+    with app.app_context():
+        services.catalog.current()
+        # When a line quotes a sender's token, the accounts HMAC secret and a core.http secret
+        message = "form sent %s, accounts signed with %s, crm answered %s"
+        logging.getLogger("engine.test").warning(message, SECRETS["WEBFORM_TOKEN"], SECRETS["ACCOUNTS_SECRET"], CRM_KEY)
+    # And outside any app context (startup, gunicorn's own lines), the settings' secrets still are
+    logging.getLogger("engine.test").warning("crm answered %s", CRM_KEY)
+
+    text = capsys.readouterr().err
+    assert SECRETS["WEBFORM_TOKEN"] not in text and SECRETS["ACCOUNTS_SECRET"] not in text and CRM_KEY not in text
+    inside, outside = lines(text)[-2:]
+    assert inside["msg"] == "form sent [redacted], accounts signed with [redacted], crm answered [redacted]"
+    assert outside["msg"] == "crm answered [redacted]"
+
+
+def test_a_line_written_while_the_catalog_loads_does_not_wait_for_it(
+    app: Flask, services: Services, restore_logging: None
+) -> None:
+    # Loading the catalog logs under the catalog's lock; a scrubber that asked for the catalog would deadlock
+    logs.configure(services.settings)
+    loaded = threading.Event()
+
+    def load() -> None:
+        with app.app_context():
+            services.catalog.current()  # first load: writes "workflows loaded: ..." while holding the lock
+            loaded.set()
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert loaded.is_set(), "loading the catalog hung in its own log line"
+
+
+# --- gunicorn's access log --------------------------------------------------------------------
+
+
+def procfile_gunicorn_logger() -> Logger:
+    """gunicorn's logger, configured by the flags of the Procfile's web process, as gunicorn parses them."""
+    web = next(line for line in (PROJECT_ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    words = shlex.split(web.removeprefix("web:"))
+    config = Config()
+    for name, value in vars(config.parser().parse_args(words[words.index("gunicorn") + 1 :])).items():
+        if value is not None and name != "args":
+            config.set(name.lower(), value)
+    return Logger(config)
+
+
+def test_the_access_log_never_writes_a_query_string(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a sender that can only put its token in the URL (verify type token: ?token=)
+    secret = SECRETS["WEBFORM_TOKEN"]
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "RAW_URI": f"/hooks/webform?token={secret}",
+        "PATH_INFO": "/hooks/webform",
+        "QUERY_STRING": f"token={secret}",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "203.0.113.9",
+        "HTTP_REFERER": f"https://forms.example/embed?token={secret}",
+        "HTTP_USER_AGENT": "FormSender/1.0",
+    }
+    response = SimpleNamespace(status="202 ACCEPTED", headers=[], sent=61)
+
+    # When gunicorn, as `make run` starts it, logs the request
+    procfile_gunicorn_logger().access(response, SimpleNamespace(headers=[]), environ, timedelta(milliseconds=12))
+
+    # Then the line has the path, not the query string (nor a referer that may carry one)
+    (line,) = capsys.readouterr().out.splitlines()
+    assert secret not in line and "token=" not in line
+    assert '"POST /hooks/webform HTTP/1.1" 202 61 0.012000s "FormSender/1.0"' in line and "203.0.113.9" in line

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -269,6 +270,26 @@ def test_no_secret_is_rendered_anywhere(console: FlaskClient, client: FlaskClien
     # A field named like a credential is masked in the data view; the body is shown as the sender sent it
     data_view = pages[3].split("<h2>Data</h2>")[1].split("</pre>")[0]
     assert "sk-live-abcdef" not in data_view and "&#34;api_key&#34;: &#34;[redacted]&#34;" in data_view
+
+
+@pytest.fixture
+def settings_overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return getattr(request, "param", {})
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"core_http_secrets": {"CRM_KEY": SecretStr("crm-key-98765")}}], indirect=True
+)
+def test_every_configured_secret_is_masked_in_pages(console: FlaskClient, client: FlaskClient) -> None:
+    # Given an event whose data quotes the accounts HMAC secret and a CORE_HTTP_SECRETS value
+    accepted = submit(client, note=f"sig {SECRETS['ACCOUNTS_SECRET']} / crm crm-key-98765")
+    pages = "\n".join(
+        html(console.get(path))
+        for path in (f"/events/{accepted['event_id']}", f"/events/{accepted['event_id']}/raw", "/events?q=crm")
+    )
+    # Then the console masks both, as the logs do (engine.logs.configured_secrets)
+    assert SECRETS["ACCOUNTS_SECRET"] not in pages and "crm-key-98765" not in pages
+    assert "sig [redacted] / crm [redacted]" in pages
 
 
 def test_workflows_page_shows_triggers_record_and_load_problems(

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Response, abort, flash, redirect, render_template, request, url_for
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 from engine import control, queries, report, store
 from engine.conductor import ACTIVE_RUN
-from engine.logs import Scrubber, secret_values
+from engine.logs import Scrubber, configured_secrets
 from engine.models import Event, Run
 from engine.replay import EventNotFound, ReplayConflict, StillRejected, replay_event
 from engine.services import Services, current_services
@@ -158,23 +158,9 @@ def event(event_id: str) -> str:
 
 
 def scrubber() -> Scrubber:
-    """Masks every secret this server knows: its settings' and each source's verification secrets."""
+    """Masks every secret this server is configured with (engine.logs.configured_secrets, as the logs do)."""
     services = current_services()
-    known = secret_values(services.settings)
-    for source in services.catalog.current().sources.values():
-        known += _secrets_in(getattr(source, "verify", None))
-    return Scrubber(known)
-
-
-def _secrets_in(value: Any) -> list[str]:
-    if isinstance(value, SecretStr):
-        secret = value.get_secret_value()
-        return [secret] if len(secret) >= 4 else []
-    if isinstance(value, list | tuple):
-        return [s for item in value for s in _secrets_in(item)]
-    if isinstance(value, BaseModel):
-        return [s for field in type(value).model_fields for s in _secrets_in(getattr(value, field))]
-    return []
+    return Scrubber(configured_secrets(services.settings, services.catalog.current()))
 
 
 @bp.get("/events/<event_id>/raw")
