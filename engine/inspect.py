@@ -56,15 +56,37 @@ class Problem:
 
 
 def inspect_workflow(
-    spec: WorkflowSpec, locate: Locate, operations: OperationRegistry, renderer: Renderer, sources: Iterable[str]
+    spec: WorkflowSpec,
+    locate: Locate,
+    operations: OperationRegistry,
+    renderer: Renderer,
+    sources: Iterable[str],
+    broken_sources: Iterable[str] = (),
 ) -> list[Issue]:
-    issues = detect_unknown_source(spec, locate, sources)
+    """Every issue in one workflow. `broken_sources`: defined in sources.yaml, but their entry does not load."""
+    issues = detect_unknown_source(spec, locate, sources, broken_sources)
     issues += detect_unknown_operations(spec, locate, operations)
     issues += detect_with_mismatches(spec, locate, operations)
     issues += detect_template_problems(spec, locate, operations, renderer)
     issues += detect_constant_conditions(spec, locate, renderer)
     issues += detect_foreach_only_settings(spec, locate)
+    issues += detect_retry_ceiling_below_start(spec, locate)
     issues += detect_written_secrets(spec, locate)
+    return issues
+
+
+def detect_retry_ceiling_below_start(spec: WorkflowSpec, locate: Locate) -> list[Issue]:
+    """`initial` above `max_delay` is allowed (the ceiling wins) but is not what anyone means."""
+    issues = []
+    for loc, _, step in _step_locs(spec):
+        retry = step.retry
+        if retry is None or retry.initial is None or retry.max_delay is None or retry.initial <= retry.max_delay:
+            continue
+        message = (
+            f"initial ({retry.initial:g}s) is longer than max_delay ({retry.max_delay:g}s): "
+            f"every delay will be {retry.max_delay:g}s"
+        )
+        issues.append(locate((*loc, "retry", "initial"), message, "lower initial or raise max_delay").warning())
     return issues
 
 
@@ -79,10 +101,17 @@ def detect_foreach_only_settings(spec: WorkflowSpec, locate: Locate) -> list[Iss
     ]
 
 
-def detect_unknown_source(spec: WorkflowSpec, locate: Locate, sources: Iterable[str]) -> list[Issue]:
+def detect_unknown_source(
+    spec: WorkflowSpec, locate: Locate, sources: Iterable[str], broken: Iterable[str] = ()
+) -> list[Issue]:
     sources = sorted(sources)
     if spec.on.source in sources:
         return []
+    if spec.on.source in set(broken):
+        # The mistake is in sources.yaml and reported there; this file is fine, and loads.
+        message = f"source {spec.on.source!r} is defined in sources.yaml, but its entry has errors"
+        hint = f"fix the errors reported for sources.{spec.on.source}; until then no event starts this workflow"
+        return [locate(("on", "source"), message, hint).warning()]
     close = difflib.get_close_matches(spec.on.source, sources, n=1)
     hint = f"did you mean {close[0]!r}?" if close else f"defined sources: {', '.join(sources) or 'none'}"
     return [locate(("on", "source"), f"source {spec.on.source!r} is not defined in sources.yaml", hint)]

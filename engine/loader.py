@@ -59,6 +59,8 @@ class Catalog:
     unconfigured: dict[str, str] = field(default_factory=dict)
     workflows: dict[str, LoadedWorkflow] = field(default_factory=dict)
     issues: tuple[Issue, ...] = ()
+    # Defined in sources.yaml, but their entry does not load and no earlier version of it is serving.
+    broken_sources: frozenset[str] = frozenset()
 
     def triggered_by(self, source: str) -> list[LoadedWorkflow]:
         return [wf for wf in self.workflows.values() if wf.spec.on.source == source]
@@ -293,7 +295,11 @@ def load_sources(path: Path, environ: Mapping[str, str]) -> _SourcesResult:
 
 
 def load_workflow(
-    path: Path, operations: OperationRegistry, renderer: Renderer, sources: Iterable[str]
+    path: Path,
+    operations: OperationRegistry,
+    renderer: Renderer,
+    sources: Iterable[str],
+    broken_sources: Iterable[str] = (),
 ) -> tuple[LoadedWorkflow | None, list[Issue]]:
     doc, issues = read_yaml(path)
     if doc is None:
@@ -305,7 +311,7 @@ def load_workflow(
         spec = WorkflowSpec.model_validate(data)
     except ValidationError as exc:
         return None, _validation_issues(doc, exc, WorkflowSpec)
-    issues = inspect_workflow(spec, doc.issue, operations, renderer, sources)
+    issues = inspect_workflow(spec, doc.issue, operations, renderer, sources, broken_sources)
     if any(issue.severity == "error" for issue in issues):
         return None, issues
     definition, digest = definition_of(spec)
@@ -334,12 +340,13 @@ def load_catalog(
         loaded_sources = _SourcesResult()
         issues.append(Issue(str(sources_path), 1, 1, "", "sources.yaml is missing; no webhook can be received"))
     source_names = set(loaded_sources.sources) | set(loaded_sources.unconfigured)
+    broken = frozenset(loaded_sources.broken - source_names)
 
     workflows: dict[str, LoadedWorkflow] = {}
     for path in sorted(directory.glob("*.yaml")):
         if path.name == SOURCES_FILE:
             continue
-        loaded, file_issues = load_workflow(path, operations, renderer, source_names)
+        loaded, file_issues = load_workflow(path, operations, renderer, source_names, broken)
         issues += file_issues
         if loaded is None:
             kept = [wf for wf in previous.workflows.values() if wf.path == path]
@@ -350,7 +357,7 @@ def load_catalog(
             issues.append(_duplicate_name(loaded, workflows[loaded.spec.name]))
             continue
         workflows[loaded.spec.name] = loaded
-    return Catalog(loaded_sources.sources, loaded_sources.unconfigured, workflows, tuple(issues))
+    return Catalog(loaded_sources.sources, loaded_sources.unconfigured, workflows, tuple(issues), broken)
 
 
 def _duplicate_name(loaded: LoadedWorkflow, first: LoadedWorkflow) -> Issue:

@@ -11,7 +11,7 @@ import difflib
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -31,6 +31,23 @@ def parse_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+
+
+def at_most(limit: float, written: str) -> AfterValidator:
+    """A ceiling on a duration, said the way it is written (`at most 1d`), not in seconds."""
+
+    def check(seconds: float) -> float:
+        if seconds > limit:
+            raise ValueError(f"at most {written} ({limit:g} seconds); this is {seconds:g} seconds")
+        return seconds
+
+    return AfterValidator(check)
+
+
+# Delays beyond a day are not a retry any more but a plan: use core.wait. An attempt cannot outlast the
+# worker's own limit on a step job (STEP_JOB_TIMEOUT_SECONDS, 300 by default) anyway.
+RetryDelay = Annotated[Duration, at_most(86400, "1d")]
+AttemptTimeout = Annotated[Duration, at_most(3600, "1h")]
 StepId = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=100)]
 
 
@@ -48,8 +65,8 @@ class RetrySpec(_Spec):
 
     max_attempts: int | None = Field(None, ge=1, le=100, description="Total attempts including the first.")
     backoff: Literal["exponential", "constant"] | None = Field(None, description="Delay growth between attempts.")
-    initial: Duration | None = Field(None, description="Delay before the second attempt.")
-    max_delay: Duration | None = Field(None, description="Ceiling for any single delay.")
+    initial: RetryDelay | None = Field(None, description="Delay before the second attempt (at most 1d).")
+    max_delay: RetryDelay | None = Field(None, description="Ceiling for any single delay (at most 1d).")
     on: list[Literal["transient"] | Annotated[int, Field(ge=400, le=599)]] | None = Field(
         None,
         min_length=1,
@@ -91,7 +108,9 @@ class StepSpec(_Spec):
         None, description="A list (or a template giving one): the step runs once per item, the item in `item`."
     )
     max_parallel: int = Field(1, ge=1, le=50, description="With foreach: how many items may run at once.")
-    timeout: Duration | None = Field(None, gt=0, description="How long one attempt may take (each API call within it).")
+    timeout: AttemptTimeout | None = Field(
+        None, gt=0, description="How long one attempt may take (each API call within it); at most 1h."
+    )
     retry: RetrySpec | None = Field(None, description="Overrides the default retry policy.")
     on_error: OnError = "fail"
 

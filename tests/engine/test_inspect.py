@@ -55,6 +55,9 @@ def test_an_unknown_key_in_a_nested_block_suggests_from_that_block(tmp_path: Pat
         ("    retry: {initial: soon}\n", "steps[0].retry.initial", "is not a duration"),
         ("    retry: {on: [transient, 200]}\n", "steps[0].retry.on[1]", "'transient' or Input should be greater"),
         ("    timeout: 0s\n", "steps[0].timeout", "greater than 0"),
+        ("    timeout: 2h\n", "steps[0].timeout", "at most 1h (3600 seconds); this is 7200 seconds"),
+        ("    retry: {initial: 2d}\n", "steps[0].retry.initial", "at most 1d (86400 seconds)"),
+        ("    retry: {max_delay: 25h}\n", "steps[0].retry.max_delay", "at most 1d (86400 seconds)"),
         ("    on_error: retry\n", "steps[0].on_error", "should match pattern"),
     ],
 )
@@ -63,12 +66,35 @@ def test_wrong_types_and_out_of_range_settings(tmp_path: Path, line: str, path: 
     assert any(i.path.startswith(path) and words in i.message for i in issues), [str(i) for i in issues]
 
 
+def test_a_retry_that_starts_above_its_ceiling_is_a_warning(tmp_path: Path) -> None:
+    body = "steps:\n  - id: a\n    uses: core.log\n    with: {message: x}\n    retry: {initial: 10m, max_delay: 1m}\n"
+    issue = only(check(tmp_path, body))
+    assert (issue.severity, issue.path, issue.line, issue.col) == ("warning", "steps[0].retry.initial", 7, 22)
+    assert issue.message == "initial (600s) is longer than max_delay (60s): every delay will be 60s"
+    assert issue.hint == "lower initial or raise max_delay"
+
+
 def test_a_secret_written_into_sources_yaml_is_refused(tmp_path: Path) -> None:
     sources = "sources:\n  webform:\n    verify: {type: token, secret: hunter2}\n"
     issues = check(tmp_path, "steps:\n  - id: a\n    uses: core.log\n    with: {message: x}\n", sources)
     issue = next(i for i in issues if "secret is written" in i.message)
     assert issue.path == "sources.webform.verify.secret" and "${NAME}" in issue.hint
     assert "hunter2" not in str(issue)
+
+
+def test_a_workflow_of_a_source_refused_for_its_secret_says_the_source_is_broken_not_missing(tmp_path: Path) -> None:
+    sources = "sources:\n  webform:\n    verify: {type: token, secret: hunter2}\n"
+    refused, broken = check(tmp_path, "steps:\n  - id: a\n    uses: core.log\n    with: {message: x}\n", sources)
+    assert refused.file.endswith("sources.yaml") and refused.severity == "error"
+    assert (broken.file, broken.severity, broken.path, broken.line, broken.col) == (
+        str(tmp_path / "w.yaml"),
+        "warning",
+        "on.source",
+        2,
+        14,
+    )
+    assert broken.message == "source 'webform' is defined in sources.yaml, but its entry has errors"
+    assert broken.hint == "fix the errors reported for sources.webform; until then no event starts this workflow"
 
 
 HTTP_HEADERS = """\
