@@ -150,7 +150,7 @@ class LiveCollector(Collector):
         queue = self.services.queue.queue
         try:
             depth = queue.count
-            oldest = _oldest_age(queue.get_job_ids(0, 0), self.services)
+            oldest = _oldest_age(queue.get_job_ids(0, 1), self.services)  # (offset, length): the head
             scheduled = ScheduledJobRegistry(queue=queue).count
             failed = FailedJobRegistry(queue=queue).count
         except RedisError as exc:

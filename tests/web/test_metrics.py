@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,16 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from rq import SimpleWorker
+from rq.job import Job
+from rq.utils import utcformat
 
 from engine.services import Services
-from schemas.settings import PROJECT_ROOT
-from tests.conftest import SECRETS, Drain, Sandbox, post_hook
+from schemas.settings import PROJECT_ROOT, Settings
+from tests.conftest import ADMIN_TOKEN, SECRETS, Drain, Sandbox, post_hook
 
 EXAMPLE = (PROJECT_ROOT / "examples" / "web-enquiry.json").read_text()
 TOKEN = {"X-Hook-Token": SECRETS["WEBFORM_TOKEN"]}
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -100,14 +104,27 @@ def test_runs_steps_retries_and_api_responses_come_from_the_ledger(
     assert value(samples, "hookflow_queue_depth") == 0 and value(samples, "hookflow_runs_active", status="queued") == 0
 
 
-def test_queue_depth_and_the_oldest_jobs_age_are_read_at_scrape_time(client: FlaskClient) -> None:
+def test_queue_depth_and_the_oldest_jobs_age_are_read_at_scrape_time(client: FlaskClient, services: Services) -> None:
+    # Given two queued step jobs, the one at the head enqueued two minutes ago
     submit(client, "s-1")
     submit(client, "s-2")
+    head = Job.fetch(services.queue.queue.get_job_ids()[0], connection=services.redis)
+    services.redis.hset(head.key, "enqueued_at", utcformat(datetime.now(timezone.utc) - timedelta(seconds=120)))
+
     samples = scrape(client)
+
     assert value(samples, "hookflow_queue_depth") == 2
-    assert value(samples, "hookflow_queue_oldest_job_age_seconds") >= 0
+    # Its age, read now: at least the two minutes it has waited (and not minutes more: a scrape is quick)
+    assert 120 <= value(samples, "hookflow_queue_oldest_job_age_seconds") < 120 + 600
     assert value(samples, "hookflow_runs_active", status="queued") == 2
     assert value(samples, "hookflow_queue_failed_jobs") == 0
+
+
+def test_an_empty_queue_has_no_oldest_job(client: FlaskClient) -> None:
+    samples = scrape(client)
+    assert value(samples, "hookflow_queue_depth") == 0
+    assert ("hookflow_queue_oldest_job_age_seconds", ()) in samples
+    assert value(samples, "hookflow_queue_oldest_job_age_seconds") == 0
 
 
 @pytest.fixture
@@ -175,6 +192,42 @@ def test_multiprocess_mode_sums_every_process(tmp_path: Path) -> None:
     samples = parse(out)
     assert value(samples, "hookflow_webhooks_received_total", source="webform") == 6
     assert value(samples, "hookflow_webhook_ack_seconds_count", source="webform") == 2
+
+
+def process_env(settings: Settings, **more: str) -> dict[str, str]:
+    """The environment a separate process needs to be this test's app: its settings as env vars, the secrets."""
+    env = {key: value for key, value in os.environ.items() if key.lower() not in Settings.model_fields}
+    for name in settings.model_fields_set:
+        setting = getattr(settings, name)
+        if isinstance(setting, SecretStr):
+            setting = setting.get_secret_value()
+        secret = SecretStr.get_secret_value
+        env[name.upper()] = json.dumps(setting, default=secret) if isinstance(setting, dict | list) else str(setting)
+    return {**env, **SECRETS, "PYTHONPATH": str(PROJECT_ROOT), **more}
+
+
+def test_run_and_step_metrics_of_a_separate_worker_process_reach_the_web_apps_metrics(
+    client: FlaskClient, settings: Settings, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a run whose steps a real `flask worker` process runs, sharing PROMETHEUS_MULTIPROC_DIR with web
+    shared = tmp_path / "prometheus"
+    run_id = submit(client).get_json()["runs"][0]
+    worker = [str(Path(sys.executable).parent / "flask"), "--app", "app", "worker", "--burst", "--no-reconciler"]
+    env = process_env(settings, PROMETHEUS_MULTIPROC_DIR=str(shared))
+    subprocess.run(worker, env=env, cwd=PROJECT_ROOT, check=True, timeout=120, capture_output=True)
+    assert client.get(f"/api/runs/{run_id}", headers=ADMIN).get_json()["status"] == "succeeded"
+
+    # When the web app serves /metrics in multiprocess mode
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(shared))
+    samples = scrape(client)
+
+    # Then the worker's run and step figures are in it, though that process has exited
+    assert value(samples, "hookflow_runs_finished_total", workflow="web-enquiry", status="succeeded") == 1
+    count = "hookflow_step_duration_seconds_count"
+    for operation in ("bigchange.contacts.create", "bigchange.jobs.create", "bigchange.jobs.constraints.create"):
+        assert value(samples, count, operation=operation, status="succeeded") == 1, operation
+    answers = [v for (name, labels), v in samples.items() if name == "hookflow_api_responses_total"]
+    assert sum(answers) >= 3
 
 
 def test_in_place_waits_for_the_request_budget_are_observed_from_the_calls() -> None:
