@@ -7,16 +7,13 @@ so workflows, validation, retries and the ledger treat them the same. Their
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import socket
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from engine import egress
 from engine.errors import PermanentStepError, StepDeferred
 from engine.http import ApiClient
 from engine.operations import ConnectorContext, Operation, Output
@@ -107,41 +104,8 @@ def core_wait(ctx: ConnectorContext, inp: WaitIn) -> Output:
     return {"waited_until": target.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-def allowed_host(host: str, allowed: list[str]) -> bool:
-    """Exact names, `*.example.com` for subdomains, or IP literals."""
-    host = host.lower().rstrip(".")
-    return any(host == entry or (entry.startswith("*.") and host.endswith(entry[1:])) for entry in allowed)
-
-
-def _check_destination(url: str, settings_hosts: str) -> None:
-    """Refuse hosts outside the allow-list, and names that resolve to internal addresses.
-
-    A name on the list must not point at loopback, private or link-local
-    addresses (e.g. 169.254.169.254, the cloud metadata service): list the IP
-    itself if an internal target is really meant.
-    """
-    allowed = [entry.strip().lower() for entry in settings_hosts.split(",") if entry.strip()]
-    host = urlsplit(url).hostname or ""
-    if not allowed_host(host, allowed):
-        listed = ", ".join(allowed) or "none"
-        raise PermanentStepError(f"core.http may not call {host}: not in CORE_HTTP_ALLOWED_HOSTS ({listed})")
-    try:
-        ipaddress.ip_address(host)
-        return  # an IP literal on the list is meant as written
-    except ValueError:
-        pass
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except socket.gaierror as exc:
-        raise PermanentStepError(f"core.http cannot resolve {host}: {exc}") from None
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
-            raise PermanentStepError(f"core.http refuses {host}: it resolves to the internal address {ip}")
-
-
-def _http_connect(ctx: ConnectorContext) -> tuple[ConnectorContext, httpx.Client]:
-    return ctx, ctx.http
+def _http_connect(ctx: ConnectorContext) -> ConnectorContext:
+    return ctx
 
 
 def _secret(ctx: ConnectorContext, name: str) -> str:
@@ -152,22 +116,23 @@ def _secret(ctx: ConnectorContext, name: str) -> str:
     return value.get_secret_value()
 
 
-def core_http(client: tuple[ConnectorContext, httpx.Client], inp: HttpIn) -> Output:
-    ctx, http = client
+def core_http(ctx: ConnectorContext, inp: HttpIn) -> Output:
+    """One call through a client of its own that connects only to vetted addresses (engine/egress.py)."""
     url = inp.url if inp.url is not None else _secret(ctx, inp.url_secret or "")
     secret_values = {header: _secret(ctx, name) for header, name in inp.secret_headers.items()}
-    _check_destination(url, ctx.settings.core_http_allowed_hosts)
-    api = ApiClient(
-        http,
-        url,
-        {**inp.headers, **secret_values},
-        ctx.calls,
-        read_error=lambda response: response.text[:500] or response.reason_phrase,
-        auth_hint="check the headers this step sends",
-        deadline=ctx.deadline,
-        secrets=(*secret_values.values(), *([url] if inp.url_secret else [])),  # never logged, even echoed
-    )
-    body = api.request(inp.method, "", params=inp.params or None, json_body=inp.json_)
+    egress.check_allowed(url, egress.allowed_hosts(ctx.settings.core_http_allowed_hosts))
+    with egress.vetted_client(ctx.http.timeout) as http:
+        api = ApiClient(
+            http,
+            url,
+            {**inp.headers, **secret_values},
+            ctx.calls,
+            read_error=lambda response: response.text[:500] or response.reason_phrase,
+            auth_hint="check the headers this step sends",
+            deadline=ctx.deadline,
+            secrets=(*secret_values.values(), *([url] if inp.url_secret else [])),  # never logged, even echoed
+        )
+        body = api.request(inp.method, "", params=inp.params or None, json_body=inp.json_)
     return {"body": body}
 
 

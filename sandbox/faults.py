@@ -51,6 +51,7 @@ class FaultSpec(BaseModel):
     times: int = Field(default=1, ge=1, description="How many matching requests to affect")
     body: dict[str, Any] | list[Any] | None = None
     retry_after: int | None = Field(default=None, ge=0, description="Seconds, sent as Retry-After")
+    headers: dict[str, str] = Field(default_factory=dict, description="Headers to answer with, e.g. a 302's Location")
     delay_ms: int = Field(default=0, ge=0, description="Hold the request this long, where `when` says")
     when: Literal["before", "after"] = Field(
         default="before",
@@ -165,6 +166,7 @@ class FaultPlan:
             response.status_code = status
         if fault.retry_after is not None:
             response.headers["Retry-After"] = str(fault.retry_after)
+        response.headers.update(fault.headers)
         return response
 
     def _default_body(self, status: int) -> dict[str, Any]:

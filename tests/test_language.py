@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import textwrap
 from datetime import datetime
 from pathlib import Path
@@ -375,6 +376,11 @@ def test_core_http_calls_an_allow_listed_host(
         ("", "http://127.0.0.1:9/x", "core.http may not call 127.0.0.1: not in CORE_HTTP_ALLOWED_HOSTS (none)"),
         ("api.example.com", "http://evil.example.com/x", "may not call evil.example.com"),
         ("localhost", "http://localhost:9/x", "core.http refuses localhost: it resolves to the internal address"),
+        # Other spellings of a listed address are not on the list (getaddrinfo would read them as 127.0.0.1)
+        ("127.0.0.1", "http://2130706433:9/x", "core.http may not call 2130706433: not in CORE_HTTP_ALLOWED_HOSTS"),
+        ("127.0.0.1", "http://0x7f000001:9/x", "core.http may not call 0x7f000001: not in CORE_HTTP_ALLOWED_HOSTS"),
+        ("127.0.0.1", "http://127.1:9/x", "core.http may not call 127.1: not in CORE_HTTP_ALLOWED_HOSTS"),
+        ("127.0.0.1", "http://[::ffff:127.0.0.1]:9/x", "core.http may not call ::ffff:127.0.0.1: not in"),
     ],
 )
 def test_core_http_refuses_what_is_not_allowed(
@@ -393,6 +399,62 @@ def test_core_http_refuses_what_is_not_allowed(
     drain()
     run = get_run(client, admin, run_id)
     assert run["status"] == "failed" and error in run["error"]
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["169.254.169.254", "100.100.100.200", "::ffff:169.254.169.254", "fd00:ec2::254", "10.0.0.7"],
+)
+def test_core_http_refuses_a_listed_name_that_resolves_to_an_internal_address(
+    use,
+    client: FlaskClient,
+    services: Services,
+    drain: Drain,
+    admin: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    address: str,
+) -> None:
+    # Given a listed name whose DNS points at a cloud metadata service or the LAN (other names resolve as usual)
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host: str, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        if host != "hooks.example.com":
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        return [(family, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    services.settings = services.settings.model_copy(update={"core_http_allowed_hosts": "hooks.example.com"})
+    use(HTTP_FLOW % {"url": "http://hooks.example.com/latest/meta-data/"})
+    # When the workflow runs
+    run_id = send(client)
+    drain()
+    # Then the step fails at once, saying why, having sent nothing
+    run = get_run(client, admin, run_id)
+    assert run["status"] == "failed"
+    assert (
+        run["error"] == f"step call: core.http refuses hooks.example.com: it resolves to the internal address {address}"
+    )
+    assert len(step(run, "call")["attempts"]) == 1
+
+
+def test_core_http_does_not_follow_a_redirect_from_an_allowed_host_to_an_internal_one(
+    use, client: FlaskClient, services: Services, drain: Drain, sandbox: Sandbox, admin: dict[str, str]
+) -> None:
+    # Given an allowed host that answers with a redirect to the metadata service
+    metadata = "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
+    sandbox.fault("/contacts/list", status=302, headers={"Location": metadata}, body={})
+    services.settings = services.settings.model_copy(update={"core_http_allowed_hosts": "127.0.0.1"})
+    use(HTTP_FLOW % {"url": f"{sandbox.url}/contacts/list"})
+    # When the workflow runs
+    run_id = send(client)
+    drain()
+    # Then the redirect is a permanent failure, not followed (a follow would have been a connect error, retried)
+    run = get_run(client, admin, run_id)
+    assert run["status"] == "failed"
+    assert f"unexpected redirect to {metadata}" in run["error"]
+    assert [call["status"] for call in step(run, "call")["attempts"][0]["calls"]] == [302]
+    assert len(step(run, "call")["attempts"]) == 1
 
 
 def test_xref_save_then_lookup_and_a_missing_key(use, client: FlaskClient, drain: Drain, admin: dict[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""Where a fault's delay holds a request: before the simulator acts (`when="before"`) or after (`"after"`).
+"""Faults: where a delay holds a request (before the simulator acts, or after), and what a fault answers.
 
 The "worker killed after the API call, before recording it" drill depends on the
 second: the contact must exist while the answer is still held. Each test holds a
@@ -98,3 +98,11 @@ def test_a_reset_also_lets_held_requests_go(api: httpx.Client, background: Threa
     wait_until(lambda: len(contacts(api)) == 1, "the contact to be created")
     api.post("/__sandbox__/reset").raise_for_status()
     assert answer.result(timeout=10).status_code == 201
+
+
+def test_a_fault_can_answer_a_redirect_with_its_location(api: httpx.Client) -> None:
+    location = "http://169.254.169.254/latest/meta-data/"
+    fault = {"path": "/contacts/list", "status": 302, "headers": {"Location": location}, "body": {}}
+    api.post("/__sandbox__/faults", json=fault).raise_for_status()
+    response = api.post("/contacts/list", json={})
+    assert (response.status_code, response.headers["Location"]) == (302, location)
