@@ -127,3 +127,103 @@ def test_a_test_file_must_check_something(app: Flask, services, tmp_path: Path) 
         result.exit_code == 1 and "FAIL empty.yaml" in result.output and "a test that checks nothing" in result.output
     )
     assert "FAIL lost.yaml\n    cannot run: [Errno 2] No such file or directory" in result.output
+
+
+# --- why a workflow did not trigger -------------------------------------------------------------
+
+
+def _workflows_copy(tmp_path: Path, services) -> Path:
+    """The shipped workflows and examples in tmp_path, served as WORKFLOWS_DIR."""
+    workflows = tmp_path / "workflows"
+    shutil.copytree(SHIPPED_WORKFLOWS, workflows)
+    shutil.copytree(EXAMPLES, tmp_path / "examples")
+    services.settings = services.settings.model_copy(update={"workflows_dir": workflows})
+    return workflows
+
+
+def test_a_trigger_if_that_is_false_is_explained_with_the_value_of_each_name(app: Flask, services, tmp_path) -> None:
+    workflows = _workflows_copy(tmp_path, services)
+    (workflows / "london.yaml").write_text(
+        "name: london\non:\n  source: webform\n  if: \"{{ event.data.region | default('') in vars.regions }}\"\n"
+        "vars: {regions: [London, Kent]}\nsteps:\n  - id: note\n    uses: core.log\n    with: {message: x}\n"
+    )
+    result = invoke(app, "london", "--event", str(EXAMPLES / "web-enquiry.json"))
+    assert result.exit_code == 1
+    assert result.output.splitlines()[:5] == [
+        "workflow london: not triggered",
+        "  trigger: on.if is false",
+        "  if \"{{ event.data.region | default('') in vars.regions }}\" -> false",
+        "    event.data.region = '<undefined>'",
+        "    vars.regions = ['London', 'Kent']",
+    ]
+    assert "step note" not in result.output  # nothing was played
+
+
+def test_an_event_of_another_type_is_explained(app: Flask) -> None:
+    result = invoke(app, "credit-hold", "--event", str(EXAMPLES / "customer-created.json"))
+    assert result.exit_code == 1
+    assert result.output.splitlines()[:2] == [
+        "workflow credit-hold: not triggered",
+        "  trigger: event type 'customer.created' is not one of ['credit_limit.exceeded']",
+    ]
+
+
+# --- test files: expected calls ------------------------------------------------------------------
+
+DOUBLE_CREATE = """\
+name: double
+on: {source: webform}
+steps:
+  - id: contact
+    uses: bigchange.contacts.create
+    with: {name: "{{ event.data.name }}"}
+  - id: again
+    uses: bigchange.contacts.create
+    with: {name: "{{ event.data.name }}"}
+"""
+ONE_CREATE = """\
+workflow: double
+event_file: ../../examples/web-enquiry.json
+expect:
+  status: succeeded
+  calls:
+    - {step: contact, path: /contacts/create, body: {name: Mrs Jane Jones}}
+"""
+
+
+def test_an_extra_call_such_as_a_duplicate_create_fails_a_test_file(app: Flask, services, tmp_path: Path) -> None:
+    # Given a workflow that creates the contact twice, and a test file that expects one create
+    workflows = _workflows_copy(tmp_path, services)
+    (workflows / "double.yaml").write_text(DOUBLE_CREATE)
+    (workflows / "tests" / "one-create.yaml").write_text(ONE_CREATE)
+    result = invoke(app, "--all")
+    # Then the second create is named as the call nobody expected
+    assert result.exit_code == 1
+    assert "FAIL one-create.yaml\n    call 2: not expected: step again: POST http://" in result.output
+    assert '/bigchange/contacts/create {"name": "Mrs Jane Jones"} (list it, or set calls_exact: false)' in result.output
+
+
+def test_calls_exact_false_checks_only_the_listed_calls_in_order(app: Flask, services, tmp_path: Path) -> None:
+    workflows = _workflows_copy(tmp_path, services)
+    (workflows / "double.yaml").write_text(DOUBLE_CREATE)
+    (workflows / "tests" / "one-create.yaml").write_text(ONE_CREATE + "  calls_exact: false\n")
+    result = invoke(app, "--all")
+    assert result.exit_code == 0 and "PASS one-create.yaml" in result.output
+
+
+def test_an_expected_call_that_does_not_happen_fails_a_test_file(app: Flask, services, tmp_path: Path) -> None:
+    workflows = _workflows_copy(tmp_path, services)
+    (workflows / "tests" / "wrong-job.yaml").write_text(
+        "workflow: web-enquiry\nevent_file: ../../examples/web-enquiry.json\nexpect:\n  calls:\n"
+        "    - {step: contact, path: /contacts/create}\n    - {step: job, body: {typeId: 7}}\n"
+    )
+    (workflows / "tests" / "no-calls.yaml").write_text(
+        "workflow: web-enquiry\nevent_file: ../../examples/web-enquiry.json\nexpect: {calls: []}\n"
+    )
+    result = invoke(app, "--all")
+    assert result.exit_code == 1
+    assert (
+        "FAIL wrong-job.yaml\n    no call matching {'step': 'job', 'body': {'typeId': 7}} (in order)\n" in result.output
+    )
+    assert "FAIL no-calls.yaml\n    call 1: not expected: step contact: POST" in result.output
+    assert "5 passed, 2 failed" in result.output
