@@ -6,14 +6,17 @@ Each test writes its own workflow next to the shipped sources.yaml and posts a w
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import socket
 import textwrap
+import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -131,6 +134,73 @@ def test_parallel_items_all_run_and_outputs_keep_item_order(
     assert run["status"] == "succeeded"
     by_name = {c["name"]: c["id"] for c in sandbox.state()["contacts"]}
     assert [out["id"] for out in step(run, "people")["output"]] == [by_name[n] for n in names]
+
+
+def test_by_default_items_run_one_at_a_time(
+    use, client: FlaskClient, drain: Drain, sandbox: Sandbox, admin: dict[str, str]
+) -> None:
+    # Given BigChange holds every create 300 ms after it arrives
+    use(PEOPLE % {"parallel": 1, "on_error": "fail"})
+    sandbox.fault("/contacts/create", delay_ms=300, times=3)
+    run_id = send(client, people=["Ann", "Ben", "Cat"])
+    drain()
+    assert get_run(client, admin, run_id)["status"] == "succeeded"
+    # Then each create arrived only after the one before had been held and answered: the calls' spans
+    # [arrival, arrival + 300 ms] are disjoint, in item order
+    creates = sandbox.calls("/contacts/create")
+    assert [c["json"]["name"] for c in creates] == ["Ann", "Ben", "Cat"]
+    for earlier, later in itertools.pairwise(creates):
+        assert later["at"] >= earlier["at"] + 0.3
+
+
+@pytest.mark.parametrize("settings_overrides", [{"http_timeout_seconds": 60.0}])
+def test_with_max_parallel_items_run_at_the_same_time(
+    use, client: FlaskClient, drain: Drain, sandbox: Sandbox, admin: dict[str, str]
+) -> None:
+    # Given BigChange holds every create until released (or 20 s), and a watcher that releases them only
+    # once all three have arrived and none has been answered: proof that all three are in flight at once
+    use(PEOPLE % {"parallel": 3, "on_error": "fail"})
+    sandbox.fault("/contacts/create", delay_ms=20_000, times=3)
+    watcher = _ConcurrencyWatcher(sandbox.url)
+    watcher.start()
+    try:
+        run_id = send(client, people=["Ann", "Ben", "Cat"])
+        drain(timeout=90)
+    finally:
+        watcher.stop()
+    assert watcher.all_in_flight_at_once is True
+    run = get_run(client, admin, run_id)
+    assert run["status"] == "succeeded"
+    assert sorted(c["name"] for c in sandbox.state()["contacts"]) == ["Ann", "Ben", "Cat"]
+
+
+class _ConcurrencyWatcher(threading.Thread):
+    """Watches the simulator from outside: is there a moment when every held create has arrived (its fault
+    consumed) and none has been answered (no call logged)? Then it releases them."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self._control = httpx.Client(base_url=url, timeout=10)
+        self._done = threading.Event()
+        self.all_in_flight_at_once: bool | None = None
+
+    def run(self) -> None:
+        try:
+            while not self._done.wait(0.01):
+                if any(f["path"] == "/contacts/create" for f in self._control.get("/__sandbox__/faults").json()):
+                    continue  # not every create has arrived yet
+                answered = [
+                    c for c in self._control.get("/__sandbox__/calls").json() if c["path"] == "/contacts/create"
+                ]
+                self.all_in_flight_at_once = not answered
+                self._control.delete("/__sandbox__/faults").raise_for_status()
+                return
+        finally:
+            self._control.close()
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=10)
 
 
 def test_with_on_error_continue_every_item_is_tried_and_the_run_goes_on(
@@ -519,6 +589,60 @@ def test_runs_with_the_same_key_run_one_at_a_time_in_arrival_order(
     older_done = when(step(runs[older], "second")["attempts"][0]["finished_at"])
     newer_started = when(step(runs[newer], "first")["attempts"][0]["started_at"])
     assert newer_started >= older_done
+
+
+# docs/workflows.md §5.10, as documented (only the name differs).
+ENQUIRY_LANE = """\
+name: w
+on:
+  source: webform
+  event: form.submitted
+concurrency: "{{ event.data.email | default('', true) | trim | lower }}"   # same email: one run at a time
+steps:
+  - id: no_email
+    uses: core.fail
+    if: "{{ not event.data.email | default('', true) | trim }}"
+    with:
+      message: "enquiry {{ event.key }} has no email address"
+  - id: contact
+    uses: bigchange.contacts.create
+    with:
+      name: "{{ event.data.name }}"
+      reference: "WEB-{{ event.data.email | trim | lower | truncate(96, true, '', 0) }}"
+      upsert: true                    # the second run finds the contact the first one made
+  - id: job
+    uses: bigchange.jobs.create
+    with:
+      typeId: 42
+      contactId: "{{ steps.contact.output.id }}"
+      description: "{{ event.data.message }}"
+      reference: "WEB-{{ event.id }}"
+"""
+
+
+def test_a_form_sent_twice_makes_one_contact_with_the_documented_lane_and_upsert(
+    use, client: FlaskClient, services: Services, drain: Drain, sandbox: Sandbox, admin: dict[str, str]
+) -> None:
+    use(ENQUIRY_LANE)
+    # Given the same form arrives twice (a double click: two submissions, the email written differently)
+    first = send(client, "s-1", email="Jane@Example.com ", message="Leaking tap")
+    second = send(client, "s-2", email="jane@example.com", message="Leaking tap")
+    # Then the second waits in its lane while the first has not finished
+    assert claim(services, second, "no_email") is None
+    drain()
+    runs = {run_id: get_run(client, admin, run_id) for run_id in (first, second)}
+    assert {run["status"] for run in runs.values()} == {"succeeded"}
+    # And BigChange has one contact; the second run found it instead of making another
+    (contact,) = sandbox.state()["contacts"]
+    assert contact["reference"] == "WEB-jane@example.com"
+    assert step(runs[first], "contact")["output"]["created"] is True
+    found = step(runs[second], "contact")["output"]
+    assert found["created"] is False and found["id"] == contact["id"]
+    # Each submission still made its own job, both for that contact
+    jobs = sandbox.state()["jobs"]
+    assert len(jobs) == 2 and {job["contactId"] for job in jobs} == {contact["id"]}
+    first_done = when(step(runs[first], "job")["attempts"][0]["finished_at"])
+    assert when(step(runs[second], "no_email")["attempts"][0]["started_at"]) >= first_done
 
 
 def test_the_reconciler_does_not_enqueue_a_run_waiting_in_its_lane(
