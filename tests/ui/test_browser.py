@@ -3,11 +3,17 @@
 Headless Chromium is Debian's (/usr/bin/chromium, `make browser-deps`), driven
 by Playwright for Python; no browser is ever downloaded. Screenshots of each
 stage land in test-artifacts/console/ for a person to look at.
+
+Without chromium or playwright the test skips, saying why; with
+HOOKFLOW_REQUIRE_BROWSER=1 (what .ci/run sets) it fails instead, so a CI
+machine missing the browser cannot go green without this test.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +29,7 @@ from tests.conftest import ADMIN_TOKEN, SECRETS, Drain, Sandbox, post_hook
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts" / "console"
+REQUIRE_BROWSER = "HOOKFLOW_REQUIRE_BROWSER"
 LAUNCH_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -33,12 +40,33 @@ LAUNCH_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists() and shutil.which("chromium") is None,
-    reason="Debian's chromium is not installed at /usr/bin/chromium; run `make browser-deps`",
-)
+
+def _chromium() -> str | None:
+    return str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium")
+
+
+def _playwright() -> Any:
+    try:
+        return importlib.import_module("playwright.sync_api")
+    except ImportError:
+        return None
+
+
+def _missing() -> str | None:
+    """Why the browser test cannot run on this machine, or None."""
+    if playwright_api is None:
+        return "playwright is not installed (requirements-dev.txt)"
+    if _chromium() is None:
+        return "Debian's chromium is not installed at /usr/bin/chromium; run `make browser-deps`"
+    return None
+
+
+playwright_api = _playwright()
+MISSING = _missing()
+REQUIRED = os.environ.get(REQUIRE_BROWSER) == "1"
+
+pytestmark = pytest.mark.skipif(MISSING is not None and not REQUIRED, reason=MISSING or "")
 
 
 @pytest.fixture
@@ -54,11 +82,17 @@ def live_url(app: Flask) -> Iterator[str]:
 
 
 @pytest.fixture
-def page(live_url: str) -> Iterator[Any]:
+def browser_present() -> None:
+    """Fails, rather than skips, when the browser is required here and missing."""
+    if MISSING is not None:
+        pytest.fail(f"{MISSING}, and {REQUIRE_BROWSER}=1 says this machine must run the browser test", pytrace=False)
+
+
+@pytest.fixture
+def page(browser_present: None, live_url: str) -> Iterator[Any]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    executable = str(CHROMIUM) if CHROMIUM.exists() else shutil.which("chromium")
     with playwright_api.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=executable, headless=True, args=LAUNCH_ARGS)
+        browser = driver.chromium.launch(executable_path=_chromium(), headless=True, args=LAUNCH_ARGS)
         context = browser.new_context(base_url=live_url, viewport={"width": 1280, "height": 900})
         tab = context.new_page()
         tab.set_default_timeout(15_000)
