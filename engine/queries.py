@@ -8,7 +8,8 @@ it rides the primary key instead of needing an index of its own.
 
 Search looks for text anywhere in an event's data. On PostgreSQL the
 migration adds a trigram index for it (`ix_events_data_trgm`); SQLite scans,
-stopping as soon as a page is full. `bench/ops_queries.py` measures both.
+stopping as soon as a page is full. `make bench-ops` (bench/ops_queries.py) times both;
+tests/engine/test_query_plans.py checks that every page is read in index order.
 """
 
 from __future__ import annotations
@@ -87,8 +88,8 @@ class RunRow:
     source: str
 
 
-def run_page(session: Session, wanted: RunQuery) -> tuple[list[RunRow], str | None]:
-    """One page of runs, newest first, and the cursor for the next (None on the last page)."""
+def run_page_query(wanted: RunQuery) -> Select:
+    """The SELECT behind a page of runs (one more row than the page, to know whether there is a next)."""
     query = (
         select(Run, Event.source)
         .join(Event, Event.id == Run.event_id)
@@ -99,7 +100,12 @@ def run_page(session: Session, wanted: RunQuery) -> tuple[list[RunRow], str | No
     query = filter_runs(query, wanted)
     if wanted.before:
         query = query.where(Run.id < wanted.before)
-    rows = [RunRow(run, source) for run, source in session.execute(query)]
+    return query
+
+
+def run_page(session: Session, wanted: RunQuery) -> tuple[list[RunRow], str | None]:
+    """One page of runs, newest first, and the cursor for the next (None on the last page)."""
+    rows = [RunRow(run, source) for run, source in session.execute(run_page_query(wanted))]
     page = rows[: wanted.limit]
     return page, (page[-1].run.id if len(rows) > wanted.limit else None)
 
@@ -110,13 +116,18 @@ def matching_run_ids(session: Session, wanted: RunFilter, limit: int) -> list[st
     return list(session.scalars(filter_runs(query, wanted)))
 
 
-def event_page(session: Session, wanted: EventQuery) -> tuple[list[Event], str | None]:
-    """One page of events (accepted and rejected), newest first."""
+def event_page_query(wanted: EventQuery) -> Select:
+    """The SELECT behind a page of events (one more row than the page)."""
     query = select(Event).options(defer(Event.raw_body)).order_by(Event.id.desc()).limit(wanted.limit + 1)
     query = filter_events(query, wanted)
     if wanted.before:
         query = query.where(Event.id < wanted.before)
-    events = list(session.scalars(query))
+    return query
+
+
+def event_page(session: Session, wanted: EventQuery) -> tuple[list[Event], str | None]:
+    """One page of events (accepted and rejected), newest first."""
+    events = list(session.scalars(event_page_query(wanted)))
     page = events[: wanted.limit]
     return page, (page[-1].id if len(events) > wanted.limit else None)
 
