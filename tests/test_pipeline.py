@@ -228,16 +228,18 @@ def _parse(text: str):
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+@pytest.mark.parametrize("settings_overrides", [{"retry_max_attempts": 3}])
 def test_transient_failures_give_up_after_the_attempt_budget(
     client: FlaskClient, drain: Drain, sandbox: Sandbox, admin: dict[str, str]
 ) -> None:
+    # Given a default budget of 3 attempts (RETRY_MAX_ATTEMPTS; the shipped step sets none of its own)
     sandbox.fault("/contacts/create", status=503, times=10)
     run_id = submit(client)["runs"][0]
     drain()
     run = get_run(client, admin, run_id)
     assert run["status"] == "failed"
-    assert run["error"].startswith("step contact: gave up after 5 attempts: HTTP 503")
-    assert len(step(run, "contact")["attempts"]) == 5
+    assert run["error"].startswith("step contact: gave up after 3 attempts: HTTP 503")
+    assert len(step(run, "contact")["attempts"]) == 3
     assert sandbox.state()["contacts"] == []
 
 
