@@ -8,13 +8,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check --quiet
 
-.PHONY: run test check lint
+.PHONY: run test check lint drills
 
 run: $(VENV)/.runtime-installed
 	$(BIN)/python -m bootstrap.run
 
 test: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Fault drills (issue #8): break a real deployment (own Redis, own PostgreSQL database) and check that
+# nothing is lost or done twice. Needs PostgreSQL at TEST_POSTGRES_URL; skips, saying so, without it.
+drills: $(VENV)/.dev-installed
+	$(BIN)/python -m pytest drills $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
