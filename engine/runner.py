@@ -22,12 +22,14 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 from rq.timeouts import JobTimeoutException
+from sqlalchemy.exc import OperationalError
 
 from engine import ledger, observe, store
 from engine.conductor import FINISHED_RUN, AttemptStatus, Failure, Next, RunStatus, after_attempt, after_deferral
@@ -41,18 +43,45 @@ from engine.services import Services, current_services
 from schemas.workflow import WorkflowSpec
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+DB_PAUSE_FIRST = 0.5  # seconds; doubled per failed try
+DB_PAUSE_MAX = 10.0
 
 
 def run_step(run_id: str, step_id: str, attempt: int) -> None:
     """RQ entry point (see engine.queue.RUN_STEP): this step, then the run's next steps while they are due at once."""
     services = current_services()
-    claimed = ledger.claim(services.db, services.event_views, run_id, step_id, attempt)
+    claimed = while_the_database_is_away(
+        services, "claiming a step", lambda: ledger.claim(services.db, services.event_views, run_id, step_id, attempt)
+    )
     if claimed is None:
         log.info("step job %s/%s#%d is stale, claimed, or waiting in its lane; skipping", run_id, step_id, attempt)
         return
     chain = Chain(services.settings.chain_steps_max, time.monotonic() + services.settings.step_job_timeout_seconds / 3)
     while claimed is not None:
         claimed = StepExecution(services, claimed, chain).execute()
+
+
+def while_the_database_is_away(services: Services, doing: str, action: Callable[[], T]) -> T:
+    """`action()`, tried again with a growing pause while the database does not answer (restart, failover, lock).
+
+    The worker waits in place instead of failing the job: failing would empty the
+    queue into RQ's failed registry within seconds of an outage (each job fails at
+    once, the next is taken), and a failed record after the API call would leave
+    the attempt's outcome unknown. Waiting is bounded by a third of the job
+    timeout; past that the error goes to RQ and the reconciler takes over.
+    """
+    deadline = time.monotonic() + services.settings.step_job_timeout_seconds / 3
+    pause = DB_PAUSE_FIRST
+    while True:
+        try:
+            return action()
+        except OperationalError as exc:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("the database did not answer while %s (%s); trying again in %.1fs", doing, exc.orig, pause)
+            time.sleep(pause)
+            pause = min(pause * 2, DB_PAUSE_MAX)
 
 
 @dataclass
@@ -151,10 +180,14 @@ class StepExecution:
         nxt = ledger.numbered(self._next(spec, claimed.run, result), claimed.history)
         outcome = _outcome(result, self.calls, seconds)
         if may_go_on and self.chain.goes_on(claimed.step_id, nxt):
-            following = ledger.advance(services.db, claimed, outcome, nxt)
+            following = while_the_database_is_away(
+                services, "recording a step", lambda: ledger.advance(services.db, claimed, outcome, nxt)
+            )
             observe.publish(services.db.engine, _facts(spec, claimed, outcome, nxt if following else None))
             return following  # None: cancelled while this attempt ran; its result is recorded, nothing more
-        moved = ledger.record(services.db, claimed, outcome, nxt)
+        moved = while_the_database_is_away(
+            services, "recording a step", lambda: ledger.record(services.db, claimed, outcome, nxt)
+        )
         observe.publish(services.db.engine, _facts(spec, claimed, outcome, nxt if moved else None))
         if not moved:
             return None  # cancelled (or otherwise moved) while this attempt ran: its result is recorded, nothing more

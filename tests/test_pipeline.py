@@ -531,3 +531,29 @@ def test_a_synced_customer_is_found_through_its_mapping(
     assert hold["status"] == "succeeded" and step(hold, "by_reference")["status"] == "skipped"
     assert api_paths(sandbox) == ["POST /contacts/on_stop"]
     assert sandbox.calls("/contacts/on_stop")[0]["json"]["contactId"] == contact_id
+
+
+@pytest.mark.parametrize("settings_overrides", [{"sqlite_busy_timeout_ms": 100}])
+def test_a_worker_waits_for_a_database_that_does_not_answer_instead_of_failing_its_jobs(
+    client: FlaskClient, services: Services, drain: Drain, sandbox: Sandbox, admin: dict[str, str]
+) -> None:
+    import sqlite3
+
+    if not services.db.is_sqlite:
+        pytest.skip("stages the outage with SQLite's write lock; the PostgreSQL restart is `make drills`")
+    run_id = submit(client)["runs"][0]
+    # Given another process holds the database's write lock for longer than the busy timeout ...
+    holder = sqlite3.connect(services.db.engine.url.database, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(1.5, lambda: (holder.execute("ROLLBACK"), holder.close()))
+    release.start()
+    try:
+        # ... the worker waits it out: no job fails, every step runs once
+        drain(timeout=60)
+    finally:
+        release.join()
+    run = get_run(client, admin, run_id)
+    assert run["status"] == "succeeded"
+    assert [len(s["attempts"]) for s in run["steps"]] == [1, 1, 1, 1]
+    assert services.queue.queue.failed_job_registry.count == 0
+    assert len(sandbox.state()["contacts"]) == 1
