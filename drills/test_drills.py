@@ -16,6 +16,8 @@ import time
 
 import httpx
 import sqlalchemy as sa
+from redis import Redis
+from rq.registry import FailedJobRegistry
 
 from drills.harness import Stack, wait_for
 from drills.proxy import Proxy
@@ -140,6 +142,9 @@ def failed_contact_attempts(stack: Stack) -> dict[str, int]:
 
 def test_the_database_briefly_unavailable(stack: Stack) -> None:
     held = float(os.environ.get("DRILL_DB_OUTAGE_SECONDS", "8"))
+    # A worker waits for the database up to a third of the job timeout (the shipped 300 s allows 100 s):
+    # give it more than the outage, as the shipped default does
+    stack.extra_env["STEP_JOB_TIMEOUT_SECONDS"] = str(int(held * 3 + 30))
     # Given runs part-way through their steps (each BigChange call takes 300 ms)
     stack.start_sandbox()
     httpx.post(f"{stack.sandbox}/__sandbox__/latency", json={"ms": 300}).raise_for_status()
@@ -177,6 +182,8 @@ def test_the_database_briefly_unavailable(stack: Stack) -> None:
     # And the outage cost a step at most the one attempt it interrupted, not its retry budget
     failed = stack.query("SELECT count(*) FROM step_attempts WHERE status = 'failed' GROUP BY run_id, step_id")
     assert max((n for (n,) in failed), default=0) <= 1
+    # And the workers backed off (waited for the database) rather than failing their step jobs into RQ
+    assert FailedJobRegistry("hookflow", connection=Redis.from_url(stack.redis.url)).count == 0
 
 
 def test_ten_thousand_queued_events_and_the_workers_restarted(stack: Stack) -> None:
