@@ -32,7 +32,7 @@ from sqlalchemy import select
 
 from engine import ingest, ledger, store
 from engine.conductor import RunStatus
-from engine.intake import InboundRequest, Intake
+from engine.intake import InboundRequest, Intake, stored_metadata
 from engine.models import Event, Run
 from engine.replay import DIRECT_TYPE
 from engine.services import Services
@@ -152,8 +152,8 @@ def start(
         content_type=request.content_type,
         raw_body=request.body,
         data=data,
-        headers=ingest.redact_headers(request.headers, never_stored),
-        query=ingest.redact_query(request.query),
+        headers=stored_metadata(ingest.redact_headers(request.headers, never_stored)),
+        query=stored_metadata(ingest.redact_query(request.query)),
     )
     event.dedupe_key = _dedupe_key(workflow, idempotency_key, event.id)
     run = intake.run_for(loaded, event)

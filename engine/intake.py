@@ -33,6 +33,7 @@ from engine.errors import RenderError, StepDeferred, VerificationError
 from engine.ingest import EventKeyError, identify, preset_of
 from engine.ledger import event_view
 from engine.loader import Catalog, LoadedWorkflow
+from engine.logs import AppSecrets, Scrubber
 from engine.models import Event, Run
 from engine.ratelimit import RateLimit, RequestBudget
 from engine.services import Services
@@ -62,6 +63,18 @@ class InboundRequest:
     content_type: str | None
     headers: Mapping[str, str]  # lower-cased names
     query: Mapping[str, str]
+
+
+_CONFIGURED_SECRETS = Scrubber(also=AppSecrets())
+
+
+def stored_metadata(values: dict[str, str]) -> dict[str, str]:
+    """Headers or query as stored: besides credentials recognised by name, any configured secret value masked.
+
+    A caller may send another source's token, or ours, under a header whose name says nothing
+    (`X-Other: <WEBFORM_TOKEN>`); it must not reach the ledger or the console.
+    """
+    return _CONFIGURED_SECRETS.value(values)
 
 
 @dataclass
@@ -199,8 +212,8 @@ class Intake:
             content_type=request.content_type if raw is None else content_type,
             raw_body=request.body if raw is None else raw,
             data=data,
-            headers=ingest.redact_headers(request.headers, source.secret_headers),
-            query=ingest.redact_query(request.query),
+            headers=stored_metadata(ingest.redact_headers(request.headers, source.secret_headers)),
+            query=stored_metadata(ingest.redact_query(request.query)),
         )
 
     def commit(self, catalog: Catalog, source_name: str, events: list[Event], only: str | None = None) -> list[Stored]:

@@ -59,6 +59,24 @@ def test_the_token_may_come_as_a_query_parameter_and_is_not_stored(client: Flask
     assert events(services)[0].query == {"token": "[redacted]"}
 
 
+def test_any_configured_secret_is_masked_whatever_header_or_parameter_carries_it(
+    client: FlaskClient, services: Services
+) -> None:
+    # Another source's secret, under names that do not look like credentials
+    other = SECRETS["ACCOUNTS_SECRET"]
+    response = client.post(
+        f"/hooks/webform?note=copy-{other}",
+        data=EXAMPLE,
+        content_type="application/json",
+        headers={**TOKEN, "X-Other": other, "X-Forwarded-Note": f"was {other}"},
+    )
+    assert response.status_code == 202
+    (event,) = events(services)
+    assert (event.headers["x-other"], event.headers["x-forwarded-note"]) == ("[redacted]", "was [redacted]")
+    assert event.query == {"note": "copy-[redacted]"}
+    assert other not in json.dumps([event.headers, event.query])
+
+
 def test_a_second_delivery_is_a_duplicate_with_no_new_run(client: FlaskClient, services: Services) -> None:
     first = post_hook(client, "webform", EXAMPLE, **TOKEN).get_json()
     again = post_hook(client, "webform", EXAMPLE, **TOKEN)
