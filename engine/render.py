@@ -51,7 +51,7 @@ _OTHER_TEMPLATES = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends
 class _Environment(ImmutableSandboxedEnvironment):
     # Intercepted operators also escape Jinja's compile-time constant folding, so `'a' * 10**9`
     # written as literals is refused when it runs instead of being built while the workflow loads.
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, Mapping) and attribute in obj:
@@ -64,7 +64,51 @@ class _Environment(ImmutableSandboxedEnvironment):
             _check_repetition(right, left)
         elif operator == "**":
             _check_power(left, right)
+        elif operator == "%" and isinstance(left, str):
+            _check_widths(left)
         return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Padding widths are sizes too: `x.center(10**9)`. (Argument names as Jinja's own.)"""
+        owner, name = getattr(__obj, "__self__", None), getattr(__obj, "__name__", "")
+        if isinstance(owner, str) and name in _PADDING_METHODS:
+            _check_size(name, args[:1])
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Any:
+        """So are format widths: `'{:>999999999}'.format(x)` (Jinja wraps str.format when it is looked up)."""
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:
+            _check_widths(value.__self__)
+        return wrapped
+
+
+_PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+# A width or precision in a %-format (`%999d`, `%.999f`) or a str.format spec (`{:>999}`, `{0:.999}`).
+_WIDTHS = re.compile(r"%(?:\(\w+\))?[-#0 +]*(\d+)?(?:\.(\d+))?|\{[^{}:]*:[^{}\d]*(\d+)?[,_]?(?:\.(\d+))?[^{}]*\}")
+
+
+def _check_widths(template: str) -> None:
+    for match in _WIDTHS.finditer(template):
+        _check_size("a format width", [int(group) for group in match.groups() if group])
+
+
+def _check_size(what: str, sizes: Iterable[Any]) -> None:
+    for size in sizes:
+        if isinstance(size, int) and size > MAX_REPEAT:
+            raise SecurityError(f"{what} of {size} characters; the sandbox allows at most {MAX_REPEAT}")
+
+
+def _bounded_filter(name: str, filter_function: Any, width_argument: int) -> Any:
+    """A Jinja filter whose width argument (`center(80)`, `indent(4)`) is bounded like repetition."""
+
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > width_argument:
+            _check_size(f"|{name}", [args[width_argument]])
+        _check_size(f"|{name}", [kwargs.get("width")])
+        return filter_function(*args, **kwargs)
+
+    return bounded
 
 
 def _check_repetition(sequence: Any, times: Any) -> None:
@@ -100,6 +144,8 @@ class Renderer:
         self.env = _Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
         self.env.globals = {name: self.env.globals[name] for name in _GLOBALS}
         self.env.filters.update(FILTERS)
+        for name in ("center", "indent"):  # value, then width
+            self.env.filters[name] = _bounded_filter(name, self.env.filters[name], 1)
         self._compiled: dict[str, Any] = {}
 
     def render(self, value: Any, context: Mapping[str, Any]) -> Any:

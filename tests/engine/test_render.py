@@ -184,6 +184,34 @@ def test_repetition_within_the_bound_works_as_in_jinja(renderer: Renderer) -> No
     assert len(renderer.render_str(f"{{{{ 'a' * {MAX_REPEAT} }}}}", CONTEXT)) == MAX_REPEAT
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ '%999999999d' % 1 }}",
+        "{{ '%.999999999f' % 1.5 }}",
+        "{{ '%(n)0999999999d' % {'n': 1} }}",
+        "{{ '{:>999999999}'.format('x') }}",
+        "{{ '{0:.999999999}'.format(1.5) }}",
+        "{{ '{n:0999999999}'.format_map({'n': 1}) }}",
+        "{{ 'x'.center(999999999) }}",
+        "{{ 'x'.ljust(event.data.width) }}",
+        "{{ 'x'.zfill(999999999) }}",
+        "{{ 'x' | center(999999999) }}",
+        "{{ 'a\nb' | indent(width=999999999) }}",
+    ],
+)
+def test_a_width_past_the_bound_is_refused_before_it_allocates(renderer: Renderer, template: str) -> None:
+    context = {**CONTEXT, "event": {"data": {"width": 10**9}}}
+    with pytest.raises(RenderError, match=f"the sandbox allows at most {MAX_REPEAT}"):
+        renderer.render_str(template, context)
+
+
+def test_ordinary_widths_format_as_in_python(renderer: Renderer) -> None:
+    assert renderer.render_str("{{ '%05d|%.2f|%s%%' % (42, 3.14159, 'x') }}", CONTEXT) == "00042|3.14|x%"
+    assert renderer.render_str("{{ '{:>4}|{:,}'.format('ab', 1234567) }}", CONTEXT) == "  ab|1,234,567"
+    assert renderer.render_str("{{ 'ab'.center(6) }}|{{ 'ab' | center(4) }}", CONTEXT) == "  ab  | ab "
+
+
 def test_a_huge_power_is_refused_and_an_ordinary_one_computed(renderer: Renderer) -> None:
     with pytest.raises(RenderError, match="too large a number"):
         renderer.render_str("{{ 7 ** 10000000 }}", CONTEXT)
