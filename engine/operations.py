@@ -66,7 +66,8 @@ class Operation:
         find_existing: for creates, returns the output of a record an earlier attempt
             may have made (looked up by natural key), or None.
         natural_key: the input field(s) `find_existing` matches on, for the docs.
-        outputs: the output's field names, when the operation always produces exactly those.
+        outputs: the output's field names, when known: exactly those, or with "*" among them, at least those
+            (the rest of the API's answer passes through; `workflows check` warns on other names).
     """
 
     name: str

@@ -235,7 +235,9 @@ def validate_text(wanted: ValidateIn) -> ValidateOut:
         path = Path(directory) / wanted.filename
         path.write_text(wanted.yaml, encoding="utf-8")
         try:
-            loaded, issues = load_workflow(path, services.operations, services.renderer, sources)
+            loaded, issues = load_workflow(
+                path, services.operations, services.renderer, sources, catalog.broken_sources
+            )
         except ReaderError as exc:  # characters YAML forbids; engine.loader does not map this one (yet)
             loaded, issues = None, [_reader_issue(wanted, exc)]
     shown = [report.issue_out(issue).model_copy(update={"file": wanted.filename}) for issue in issues]

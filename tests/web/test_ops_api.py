@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
+from app import create_app
 from engine.models import Event
-from engine.services import Services
+from engine.services import EXTENSION, Services
+from schemas.settings import Settings
 from tests.conftest import SECRETS, Drain, Sandbox, post_hook
 
 EXAMPLE = json.loads((Path(__file__).parents[2] / "examples" / "web-enquiry.json").read_bytes())
@@ -272,6 +274,24 @@ def test_a_workflow_file_is_validated_before_it_is_deployed(client: FlaskClient,
     (issue,) = bad["issues"]
     assert (issue["file"], issue["line"], issue["path"]) == ("workflow.yaml", 6, "steps[0].wiht")
     assert "with" in issue["hint"]
+
+
+def test_validate_says_a_source_whose_entry_has_errors_is_broken_not_undefined(
+    settings: Settings, admin: dict, tmp_path: Path
+) -> None:
+    # Given sources.yaml defines `partner` with a secret written literally (refused, so the source is broken)
+    (tmp_path / "sources.yaml").write_text(
+        "sources:\n"
+        "  webform: {verify: {type: token, header: X-Hook-Token, secret: '${WEBFORM_TOKEN}'}}\n"
+        "  partner: {verify: {type: token, header: X-Key, secret: 'literal-secret-value'}}\n"
+    )
+    app = create_app(settings.model_copy(update={"workflows_dir": tmp_path}), environ=SECRETS)
+    assert "partner" in app.extensions[EXTENSION].catalog.current().broken_sources
+    text = GOOD.replace("source: webform", "source: partner")
+    answer = app.test_client().post("/api/workflows/validate", json={"yaml": text}, headers=admin).get_json()
+    (issue,) = answer["issues"]
+    assert answer["valid"] is True and issue["severity"] == "warning"
+    assert "defined in sources.yaml, but its entry has errors" in issue["message"]
 
 
 @pytest.mark.parametrize(
