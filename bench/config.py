@@ -30,7 +30,7 @@ class BenchConfig:
 
     # 2. End to end
     events: int = 2000
-    workers: int = 8
+    workers: int = 16  # step workers in one pool: enough to keep ~10 runs in flight at 50 ms per call
     latencies_ms: tuple[int, ...] = (0, 50)
     preload: bool = False  # load every event before the workers start, instead of while they run
     load_concurrency: int = 16
