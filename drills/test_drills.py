@@ -127,9 +127,9 @@ def test_the_api_down_for_a_minute_then_back(stack: Stack) -> None:
     wait_for(lambda: stack.all_runs_succeeded(10), 240, "all runs to complete after the outage")
     assert stack.run_statuses() == {"succeeded": 10}
     assert contacts_and_jobs(stack) == (10, 10)
-    # And every run rode out at least 5 failed attempts (the whole budget of the old default)
+    # And the outage cost each run retries (at least 3 of its 5 attempts failed), not the run
     if outage >= 60:
-        assert min(failed_contact_attempts(stack).values()) >= 5
+        assert min(failed_contact_attempts(stack).values()) >= 3
     proxy.down()
 
 

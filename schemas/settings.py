@@ -87,10 +87,10 @@ class Settings(BaseSettings):
         description="Steps one job may run back to back when each next step is due at once (1: a job per step).",
     )
 
-    retry_max_attempts: int = Field(
-        8, ge=1, description="Default attempts for a step without `retry:` (8 from 2 s: >= 2 min of outage covered)."
+    retry_max_attempts: int = Field(5, ge=1, description="Default attempts for a step without `retry:` (DESIGN.md).")
+    retry_initial_seconds: float = Field(
+        10.0, ge=0, description="Default first backoff delay (5 attempts from 10 s: >= 75 s of outage covered)."
     )
-    retry_initial_seconds: float = Field(2.0, ge=0, description="Default first backoff delay.")
     retry_max_delay_seconds: float = Field(600.0, ge=0, description="Default backoff ceiling.")
 
     reconcile_interval_seconds: float = Field(10.0, gt=0, description="How often a worker looks for lost runs.")

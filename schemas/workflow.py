@@ -58,8 +58,8 @@ class _Spec(BaseModel):
 class RetrySpec(_Spec):
     """How a step retries: which failures, how many times, how far apart.
 
-    A setting left out keeps the server's default (8 attempts, exponential,
-    2s initial, 10m ceiling unless RETRY_* environment variables say otherwise;
+    A setting left out keeps the server's default (5 attempts, exponential,
+    10s initial, 10m ceiling unless RETRY_* environment variables say otherwise;
     `on: [transient]`).
     """
 
