@@ -14,7 +14,6 @@ test would see it. PostgreSQL is asked with EXPLAIN, SQLite with EXPLAIN QUERY P
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy import Select
 from ulid import ULID
 
+from bench.ops_queries import copy_rows
 from engine import queries
 from engine.migrate import upgrade
 from engine.models import Event, Run
@@ -106,27 +106,14 @@ def _rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return events, runs
 
 
-def _copy(engine: sa.Engine, table: str, rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL's COPY: 20,000 rows in a fraction of a second."""
-    columns = list(rows[0])
-    raw = engine.raw_connection()
-    try:
-        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row([json.dumps(v) if isinstance(v, dict) else v for v in row.values()])
-        raw.commit()
-    finally:
-        raw.close()
-
-
 def _seed(url: str) -> Ledger:
     engine = sa.create_engine(url)
     events, runs = _rows()
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.execute(sa.text("TRUNCATE step_items, step_attempts, runs, events, xrefs"))
-        _copy(engine, "events", events)
-        _copy(engine, "runs", runs)
+        copy_rows(engine, "events", events)
+        copy_rows(engine, "runs", runs)
     else:
         with engine.begin() as conn:
             conn.execute(sa.insert(Event), events)

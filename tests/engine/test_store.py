@@ -205,14 +205,19 @@ class TestClaims:
             assert session.scalar(sa.select(sa.func.count()).select_from(StepAttempt)) == 1
 
 
+def claimed_run(db: Database) -> ledger.Claim:
+    """A stored run whose first step ("contact") has just been claimed."""
+    event = make_event()
+    run = make_run(event)
+    ledger.insert_event(db, event, [run])
+    claimed = claim(db, run)
+    assert claimed is not None
+    return claimed
+
+
 class TestRecords:
     def claimed(self, db: Database) -> ledger.Claim:
-        event = make_event()
-        run = make_run(event)
-        ledger.insert_event(db, event, [run])
-        claimed = claim(db, run)
-        assert claimed is not None
-        return claimed
+        return claimed_run(db)
 
     def test_the_outcome_and_the_next_state_are_written_together(self, db: Database) -> None:
         claimed = self.claimed(db)
@@ -241,7 +246,7 @@ class TestAdvance:
     """Going straight on to the run's next step: record one attempt and claim the next in one transaction."""
 
     def claimed(self, db: Database) -> ledger.Claim:
-        return TestRecords().claimed(db)
+        return claimed_run(db)
 
     def test_the_outcome_the_move_and_the_next_claim_are_written_together(self, db: Database) -> None:
         claimed = self.claimed(db)

@@ -23,18 +23,20 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from app import create_app
 from engine.models import Event
-from engine.services import EXTENSION, Services
+from engine.services import Services
 from engine.verify import sign_standard
 from schemas.settings import Settings
 from tests.conftest import SECRETS
-from tests.web.inbound_setup import INBOUND_SECRETS, write_workflows
+from tests.web.inbound_setup import (  # noqa: F401  (inbound_app: the app fixture, with every source's secret)
+    INBOUND_SECRETS,
+    inbound_app,
+    write_workflows,
+)
 
 ALL_SECRETS = {**SECRETS, **INBOUND_SECRETS}
 SMALL_LIMIT = 300
@@ -245,15 +247,6 @@ def workflows_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "workflows"
     directory.mkdir()
     return write_workflows(directory, FUZZ_SOURCES)
-
-
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
-    app = create_app(settings, environ=ALL_SECRETS)
-    services = app.extensions[EXTENSION]
-    services.redis.flushdb()
-    yield app
-    services.close()
 
 
 @pytest.fixture
