@@ -56,24 +56,33 @@ def start(supervisor: Supervisor, name: str, pid: int, output: Path, gil_only: b
     return Recording(supervisor.start(name, argv, {"PATH": str(VENV_BIN)}, PROJECT_ROOT), output)
 
 
+GIL_PROCESSES = 2  # processes of one kind recorded for the summary; more py-spy processes would eat the CPU measured
+
+
 def start_pair(supervisor: Supervisor, kind: str, pids: list[int], directory: Path) -> list[Recording]:
-    """Two processes of one kind: the first as a flamegraph of every non-idle sample (wall time, waits
-    included), the second as raw stacks of only the samples holding the GIL (Python's CPU time), which is
-    what `top_frames` summarises: on a saturated 2-core machine the CPU, not the waits, sets throughput.
+    """Processes of one kind: the first as a flamegraph of every non-idle sample (wall time, waits
+    included), and up to GIL_PROCESSES of them as raw stacks of only the samples holding the GIL
+    (Python's CPU time), which is what `top_frames` summarises: on a saturated 2-core machine the CPU,
+    not the waits, sets throughput. More than one, because the load need not reach every process:
+    gunicorn's workers race to accept connections, and one of two once took all 16 (0 samples).
     """
     recordings = [start(supervisor, f"py-spy-{kind}-svg", pids[0], directory / f"{kind}-flamegraph.svg")]
-    if len(pids) > 1:
-        recordings.append(
-            start(supervisor, f"py-spy-{kind}-gil", pids[1], directory / f"{kind}-profile-gil.txt", gil_only=True)
-        )
+    for n, pid in enumerate(pids[:GIL_PROCESSES], start=1):
+        output = directory / f"{kind}-profile-gil-{n}.txt"
+        recordings.append(start(supervisor, f"py-spy-{kind}-gil-{n}", pid, output, gil_only=True))
     return recordings
 
 
 def stop_all(supervisor: Supervisor, recordings: list[Recording]) -> dict[str, Any]:
-    """Stop the recordings; the files written and the summary of the raw one."""
+    """Stop the recordings; the files written and the summary of the raw ones, merged."""
     files = [path for recording in recordings if (path := stop(supervisor, recording)) is not None]
-    raw = next((path for path in files if path.suffix == ".txt"), None)
-    return {"files": [str(path) for path in files], "top": top_frames(raw.read_text()) if raw else None}
+    return {"files": [str(path) for path in files], "top": merged_top(files)}
+
+
+def merged_top(files: list[Path]) -> dict[str, Any] | None:
+    """`top_frames` over every raw recording among `files` together (None: there is none)."""
+    raws = [path.read_text() for path in files if path.suffix == ".txt"]
+    return top_frames("\n".join(raws)) if raws else None
 
 
 def stop(supervisor: Supervisor, recording: Recording, timeout: float = 30.0) -> Path | None:

@@ -267,15 +267,15 @@ def memory_section(results: dict[str, Any]) -> list[str]:
 
 def profile_section(results: dict[str, Any]) -> list[str]:
     profiles = [
-        ("Web (one gunicorn worker, saturation)", get(results, "ingest", "ours", "profile")),
-        ("Worker (one flask worker, end to end at 0 ms)", get(results, "e2e", "profiled", "profile")),
+        ("Web (gunicorn workers, saturation)", get(results, "ingest", "ours", "profile")),
+        ("Workers (two flask workers, end to end at 0 ms)", get(results, "e2e", "profiled", "profile")),
     ]
     lines = [
         "## Profiles (py-spy, extra unmeasured runs)",
         "",
         "Sampled at 100 Hz from outside the process. The tables summarise only samples holding the GIL, i.e. "
         "Python's own CPU time, which is what caps throughput on a saturated 2-core machine; the flamegraph "
-        "(`*-flamegraph.svg`, another process of the same kind) shows every non-idle sample, waits on "
+        "(`*-flamegraph.svg`, one of those processes) shows every non-idle sample, waits on "
         "PostgreSQL and Redis included.",
         "",
     ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bench.profiling import top_frames
+from pathlib import Path
+
+from bench.profiling import merged_top, top_frames
 
 RAW = "\n".join(
     [
@@ -33,3 +35,17 @@ def test_self_time_packages_and_our_callers() -> None:
 
 def test_an_empty_recording() -> None:
     assert top_frames("") == {"samples": 0, "self": [], "packages": [], "ours": []}
+
+
+def test_the_gil_recordings_of_several_processes_are_summarised_together(tmp_path: Path) -> None:
+    """One process may get no load (gunicorn's workers race to accept): its empty file must not hide the other's."""
+    busy, idle, svg = tmp_path / "web-profile-gil-1.txt", tmp_path / "web-profile-gil-2.txt", tmp_path / "web.svg"
+    busy.write_text(RAW)
+    idle.write_text("")
+    svg.write_text("<svg/>")
+    top = merged_top([svg, idle, busy])
+    assert top is not None and top["samples"] == 10
+    busy.write_text(RAW)
+    idle.write_text(RAW)
+    assert merged_top([busy, idle])["samples"] == 20  # type: ignore[index]
+    assert merged_top([svg]) is None
