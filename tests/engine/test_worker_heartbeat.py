@@ -1,0 +1,41 @@
+"""The step worker's heartbeat: RQ's worker key kept alive, without three round trips per job."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from engine.services import Services
+from engine.worker import HEARTBEAT_EVERY_SECONDS, StepWorker
+
+
+def beat_of(worker: StepWorker) -> bytes | None:
+    return worker.connection.hget(worker.key, "last_heartbeat")
+
+
+def test_a_beat_goes_out_then_repeats_within_a_second_are_skipped(services: Services) -> None:
+    worker = StepWorker([services.queue.queue], connection=services.redis)
+    worker.heartbeat()
+    first = beat_of(worker)
+    assert first is not None
+    assert worker.connection.ttl(worker.key) > worker.worker_ttl  # worker_ttl + 60, as RQ sets it
+
+    worker.heartbeat()
+    assert beat_of(worker) == first  # skipped: the key still lives for minutes
+
+    worker.last_heartbeat -= timedelta(seconds=HEARTBEAT_EVERY_SECONDS)
+    worker.heartbeat()
+    assert beat_of(worker) != first  # a second later the beat goes out again
+
+
+def test_a_beat_that_carries_a_timeout_or_rides_a_pipeline_always_goes_out(services: Services) -> None:
+    worker = StepWorker([services.queue.queue], connection=services.redis)
+    worker.heartbeat()
+    worker.heartbeat(timeout=5000)  # e.g. a job's timeout: the key must outlive the job
+    assert 4000 < worker.connection.ttl(worker.key) <= 5000
+
+    first = beat_of(worker)
+    worker.last_heartbeat -= timedelta(milliseconds=1)  # so the field visibly changes
+    with services.redis.pipeline() as pipe:
+        worker.heartbeat(pipeline=pipe)
+        pipe.execute()
+    assert beat_of(worker) != first
