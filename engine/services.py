@@ -8,6 +8,8 @@ which keeps gunicorn's fork-after-import safe.
 
 from __future__ import annotations
 
+import logging
+import ssl
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,6 +19,7 @@ from flask import current_app
 from redis import Redis
 
 from engine.db import Database
+from engine.errors import SpecError
 from engine.ledger import EventViews
 from engine.loader import CatalogCache
 from engine.operations import OperationRegistry
@@ -26,6 +29,7 @@ from engine.retry import RetryPolicy
 from schemas.settings import Settings
 from schemas.workflow import WorkflowSpec
 
+log = logging.getLogger(__name__)
 EXTENSION = "hookflow"
 
 
@@ -47,6 +51,7 @@ class Services:
         )
         self._http: httpx.Client | None = None
         self._http_lock = threading.Lock()
+        self._tls: ssl.SSLContext | None = None
         self._specs: dict[str, WorkflowSpec] = {}
         self.event_views = EventViews()
 
@@ -56,7 +61,10 @@ class Services:
         if self._http is None:
             with self._http_lock:
                 if self._http is None:
+                    if self._tls is None:
+                        self._tls = httpx.create_ssl_context()
                     self._http = httpx.Client(
+                        verify=self._tls,
                         timeout=self.settings.http_timeout_seconds,
                         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
                         follow_redirects=False,
@@ -73,6 +81,26 @@ class Services:
             loaded = definition() if callable(definition) else definition
             spec = self._specs[definition_hash] = WorkflowSpec.model_validate(loaded)
         return spec
+
+    def prepare_to_fork(self) -> None:
+        """Do once, in a parent about to fork step workers, what each of them would repeat on its first job.
+
+        Building the TLS context (the CA bundle, with httpcore imported alongside) cost ~50 ms of
+        CPU per process here, and parsing the workflows and compiling their templates about as
+        much; sixteen workers starting together on two cores spent a third of a short benchmark
+        on it (docs/benchmarks.md). None of this opens a socket: the TLS context is configuration,
+        the catalog is files, so the children share it all copy-on-write.
+        """
+        import httpcore  # noqa: F401  (httpx imports it on the first client: do it once here)
+
+        self._tls = self._tls or httpx.create_ssl_context()
+        try:
+            catalog = self.catalog.current()
+        except SpecError as exc:  # workers run pinned definitions; they do not need the directory to start
+            log.warning("workflows not preloaded before forking (%s); each worker parses what it runs", exc)
+            return
+        for workflow in catalog.workflows.values():
+            self._specs.setdefault(workflow.hash, workflow.spec)
 
     def after_fork(self) -> None:
         """Drop connections inherited from a parent process; this process opens its own on first use.

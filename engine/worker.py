@@ -106,6 +106,7 @@ class PooledStepWorker(StepWorker):
 def run_pool(services: Services, processes: int, *, burst: bool = False, reconciler: bool = True) -> None:
     """Fork `processes` step workers (RQ's WorkerPool) and keep that many alive until stopped."""
     PooledStepWorker.with_reconciler = reconciler
+    services.prepare_to_fork()
     pool = WorkerPool(
         [services.queue.queue], connection=services.redis, num_workers=processes, worker_class=PooledStepWorker
     )
