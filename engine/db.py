@@ -3,18 +3,29 @@
 Construction does no I/O (gunicorn imports the app in its master process and
 forks; a pool created before the fork must be empty). SQLite gets WAL and a
 busy timeout so the web and worker processes can write side by side.
+
+A pooled PostgreSQL connection is pinged before use only when it sat idle
+(see `ping_when_idle`), not before every transaction as SQLAlchemy's
+`pool_pre_ping` does: the ledger's hot paths are one transaction each, so
+that was a round trip, and a statement for the server to run, per webhook
+and per step (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.migrate import ensure_sqlite_directory
+
+IDLE_PING_SECONDS = 1.0
+_IDLE_SINCE = "hookflow_idle_since"
 
 
 class Database:
@@ -53,12 +64,42 @@ class Database:
 def _make_engine(url: str, busy_timeout_ms: int) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_engine(url, pool_size=10, max_overflow=20)
+        ping_when_idle(engine, IDLE_PING_SECONDS)
+        return engine
     ensure_sqlite_directory(url)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000})
     event.listen(engine, "connect", lambda conn, record: _sqlite_pragmas(conn, busy_timeout_ms))
     event.listen(engine, "begin", _sqlite_begin_immediate)
     return engine
+
+
+def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Check a pooled connection that sat idle over `idle_seconds` before handing it out; reconnect if dead.
+
+    Why idle only: a connection in steady use proves itself alive every few milliseconds, and
+    one that died under it (the server restarted in that window) fails its next statement with
+    a disconnect error. SQLAlchemy then invalidates the whole pool, so one transaction per
+    process sees the error, and the callers already treat it as the database being away
+    (ingest answers 503 with Retry-After, a step worker waits and tries again). A connection
+    left idle is where the silent deaths pile up (restarts at night, idle timeouts in
+    proxies and firewalls), so those are pinged, and replaced without any caller noticing.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)  # none yet: a fresh connection
+        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool replaces this connection (and every older one) and tries again.
+            raise InvalidatePoolError(f"idle connection failed its ping: {exc}") from exc
 
 
 def _sqlite_pragmas(dbapi_conn: Any, busy_timeout_ms: int) -> None:
