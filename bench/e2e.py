@@ -22,7 +22,7 @@ from redis import Redis
 
 from bench import infra, ledger, profiling
 from bench.config import BenchConfig
-from bench.infra import Ledger
+from bench.infra import BenchSetupError, Ledger
 from bench.ingest import enquiry_bodies, web_memory, webform_target
 from bench.loadgen import Target, closed_loop
 from bench.procs import CpuMeter, peak_rss_kb
@@ -131,11 +131,12 @@ class Scenario:
         env = self.stack.env(self.db.url, config.e2e_redis_url, self.stub.port)
         web = self.stack.web(f"{tag}-web", env)
         workers: list[Workers] = []
+        load_target = webform_target(web.port)
         if not config.preload:
             workers.append(self.stack.workers(f"{tag}-workers", config.workers, env, self.redis))
+            self._warm_up(load_target, tag, latency_ms)
         pids = [pid for pool in workers for pid in pool.worker_pids()]
         recordings = profiling.start_pair(self.stack.supervisor, "worker", pids, profile_dir) if profile_dir else []
-        load_target = webform_target(web.port)
         with CpuMeter(self._roles(web, workers, stub_pid)) as meter:
             load = asyncio.run(
                 closed_loop(load_target, enquiry_bodies(tag), config.load_concurrency, total=events, timeout=60)
@@ -155,6 +156,27 @@ class Scenario:
         }
         self.stack.supervisor.stop(*[pool.pool for pool in workers], web.child)
         return self._results(latency_ms, events, load.as_dict(), finished, statuses, meter.result, memory, profile)
+
+    def _warm_up(self, target: Target, tag: str, latency_ms: int) -> None:
+        """Send `e2e_warmup_events` runs and let them finish, then wipe them from the ledger and the stub.
+
+        Each fresh worker process pays one-off costs on its first steps; a deployment's workers
+        live for days, so those are not what a run costs. The processes keep running: only the
+        rows and the stub's counts go, and the measured scenario starts from nothing again.
+        """
+        total = self.config.e2e_warmup_events
+        if not total:
+            return
+        bodies = enquiry_bodies(f"{tag}-warm")
+        load = asyncio.run(closed_loop(target, bodies, self.config.load_concurrency, total=total))
+        accepted = load.tally.statuses.get(202, 0)
+        finished, statuses = _wait_for_runs(self.db, accepted, self.config.e2e_timeout)
+        if accepted != total or not finished or statuses.get("succeeded", 0) != total:
+            raise BenchSetupError(
+                f"the warm-up did not complete: {accepted} of {total} events accepted, runs {statuses}"
+            )
+        self.db.empty()
+        self.stub.reset(latency_ms)
 
     def _results(
         self,

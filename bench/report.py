@@ -169,9 +169,20 @@ def _commands_section(results: dict[str, Any]) -> list[str]:
         "is the rest of the machine.",
         f"- End-to-end events were posted through the web endpoint "
         f"{'before the workers started (--preload)' if c['preload'] else 'while the workers ran'}, "
-        f"{c['load_concurrency']} at a time.",
+        f"{c['load_concurrency']} at a time{_warm_up_note(c)}.",
         "",
     ]
+
+
+def _warm_up_note(c: dict[str, Any]) -> str:
+    """How the end-to-end scenarios warmed up (results saved before the warm-up existed have none)."""
+    warm = c.get("e2e_warmup_events", 0)
+    if c["preload"] or not warm:
+        return ", on freshly started workers (their first steps' one-off costs included)"
+    return (
+        f", after {warm:,} warm-up runs through the same processes, finished and then wiped from the ledger "
+        "and the stub (each fresh worker's first steps pay one-off costs a long-running deployment pays once)"
+    )
 
 
 def render(results: dict[str, Any], baseline: dict[str, Any] | None) -> str:

@@ -142,3 +142,14 @@ def test_rendering_does_not_change_the_results() -> None:
     frozen = copy.deepcopy(data)
     report.render(data, data)
     assert data == frozen
+
+
+def test_the_report_says_whether_the_end_to_end_runs_were_measured_on_warmed_up_workers() -> None:
+    warmed = results()
+    warmed["config"]["e2e_warmup_events"] = 240
+    assert "after 240 warm-up runs through the same processes" in report.render(warmed, None)
+
+    for cold in ({"e2e_warmup_events": 0}, {"e2e_warmup_events": 240, "preload": True}, {}):
+        data = results()
+        data["config"].update(cold)
+        assert "on freshly started workers" in report.render(data, None)
