@@ -25,7 +25,7 @@ from bench.config import BenchConfig
 from bench.infra import BenchSetupError, Ledger
 from bench.ingest import enquiry_bodies, web_memory, webform_target
 from bench.loadgen import Target, closed_loop
-from bench.procs import CpuMeter, peak_rss_kb
+from bench.procs import CpuMeter, peak_rss_kb, pss_kb
 from bench.stack import Stack, Web, Workers
 
 POLL_SECONDS = 0.25
@@ -153,6 +153,8 @@ class Scenario:
                 for pid in pool.worker_pids()
                 if (kb := peak_rss_kb(pid)) is not None
             ],
+            # Taken once the runs are done, before the pool stops: the pool's parent and its workers.
+            "workers_pss_mib": round(sum(pss_kb(pid) or 0 for pool in workers for pid in pool.pids()) / 1024, 1),
         }
         self.stack.supervisor.stop(*[pool.pool for pool in workers], web.child)
         return self._results(latency_ms, events, load.as_dict(), finished, statuses, meter.result, memory, profile)

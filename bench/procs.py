@@ -127,9 +127,9 @@ def port_answers(port: int, host: str = "127.0.0.1") -> bool:
 # --- /proc ------------------------------------------------------------------------------------------
 
 
-def _status_field(pid: int, field: str) -> int | None:
+def _status_field(pid: int, field: str, file: str = "status") -> int | None:
     try:
-        text = Path(f"/proc/{pid}/status").read_text()
+        text = Path(f"/proc/{pid}/{file}").read_text()
     except OSError:
         return None
     for line in text.splitlines():
@@ -141,6 +141,15 @@ def _status_field(pid: int, field: str) -> int | None:
 def peak_rss_kb(pid: int) -> int | None:
     """VmHWM: the most resident memory the process ever had (kB); None once it is gone."""
     return _status_field(pid, "VmHWM")
+
+
+def pss_kb(pid: int) -> int | None:
+    """Resident memory with each shared page split among the processes sharing it (kB); None once it is gone.
+
+    A forked pool's processes share most of their pages with the parent: RSS counts those
+    pages once per process, so summing RSS overstates the pool; summing PSS does not.
+    """
+    return _status_field(pid, "Pss", "smaps_rollup")
 
 
 def cpu_seconds(pid: int) -> float | None:

@@ -247,21 +247,27 @@ def memory_section(results: dict[str, Any]) -> list[str]:
         ("Ingest, Hookflow", get(results, "ingest", "ours", "memory")),
         ("Ingest, bare Flask", get(results, "ingest", "bare", "memory")),
     ):
-        rows.append((label, memory["master_mib"], ", ".join(fmt(w) for w in memory["workers_mib"]), None))
+        rows.append((label, memory["master_mib"], ", ".join(fmt(w) for w in memory["workers_mib"]), None, None))
     for s in get(results, "e2e", "scenarios") or []:
         web, workers = s["memory"]["web"], s["memory"]["workers_mib"]
+        pss = s["memory"].get("workers_pss_mib")  # absent from results saved before it was measured
         rows.append(
             (
                 f"End to end, {s['latency_ms']} ms",
                 web["master_mib"],
                 ", ".join(fmt(w) for w in web["workers_mib"]),
                 f"max {fmt(max(workers))}, min {fmt(min(workers))}" if workers else None,
+                f"{fmt(pss)} for {len(workers)} workers and their parent" if pss else None,
             )
         )
     return [
         "## 3. Memory (peak RSS, VmHWM from /proc, MiB)",
         "",
-        *table(["Phase", "gunicorn master", "gunicorn workers", "flask workers"], rows),
+        "The flask workers are forked from one parent and share most pages with it, so their RSS "
+        "values overlap; the last column is what the whole pool occupies (the sum of PSS, which splits each "
+        "shared page among its sharers, read from /proc/<pid>/smaps_rollup once the runs were done).",
+        "",
+        *table(["Phase", "gunicorn master", "gunicorn workers", "flask workers (each)", "flask pool, PSS"], rows),
     ]
 
 

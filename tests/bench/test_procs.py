@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 
-from bench.procs import CpuMeter, Supervisor, children_of, cpu_seconds, free_port, peak_rss_kb, port_answers
+from bench.procs import CpuMeter, Supervisor, children_of, cpu_seconds, free_port, peak_rss_kb, port_answers, pss_kb
 
 
 def _alive(pid: int) -> bool:
@@ -38,6 +39,25 @@ def test_proc_readings_of_this_process() -> None:
     assert (peak_rss_kb(os.getpid()) or 0) > 1000
     assert (cpu_seconds(os.getpid()) or 0) > 0
     assert peak_rss_kb(2**22 + 1) is None
+    assert (pss_kb(os.getpid()) or 0) > 1000
+    assert pss_kb(2**22 + 1) is None
+
+
+def test_a_forked_process_is_charged_only_its_share_of_the_pages_it_shares_with_its_parent() -> None:
+    # Given a child forked from this process, sharing its pages
+    child = os.fork()
+    if child == 0:
+        time.sleep(10)
+        os._exit(0)
+    try:
+        time.sleep(0.2)
+        # Then its PSS is well under its RSS (each shared page counts half for each of the two)
+        status = Path(f"/proc/{child}/status").read_text().splitlines()
+        rss = int(next(line for line in status if line.startswith("VmRSS:")).split()[1])
+        assert (pss_kb(child) or 0) < rss * 0.75
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
 
 
 def test_cpu_meter_reports_each_role_and_the_machine() -> None:

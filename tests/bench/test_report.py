@@ -153,3 +153,11 @@ def test_the_report_says_whether_the_end_to_end_runs_were_measured_on_warmed_up_
         data = results()
         data["config"].update(cold)
         assert "on freshly started workers" in report.render(data, None)
+
+
+def test_the_memory_section_shows_what_the_whole_worker_pool_occupies_when_it_was_measured() -> None:
+    data = results()
+    data["e2e"]["scenarios"][0]["memory"]["workers_pss_mib"] = 310.5
+    text = report.render(data, None)
+    assert "| End to end, 0 ms | 24.0 | 100.0 | max 95.0, min 90.0 | 310.5 for 2 workers and their parent |" in text
+    assert "| End to end, 50 ms | 24.0 | 100.0 | max 95.0, min 90.0 | — |" in text  # saved before it was measured
