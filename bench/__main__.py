@@ -43,6 +43,7 @@ def _parser(defaults: BenchConfig) -> argparse.ArgumentParser:
     add("--workers", type=int, default=defaults.workers, help="flask worker processes")
     add("--latencies", type=_ints, default=defaults.latencies_ms, help="stub latencies in ms, e.g. 0,50")
     add("--preload", action="store_true", help="post every event before the workers start")
+    add("--no-reference", action="store_true", help="skip the naive Flask + RQ pipeline (bench/naive.py)")
     add("--e2e-timeout", type=float, default=defaults.e2e_timeout, help="seconds per latency")
     add("--profile", action="store_true", help="add py-spy profiled runs (web and one worker)")
     add("--save-baseline", action="store_true", help="also store these results as bench/baseline.json")
@@ -74,6 +75,7 @@ def parse(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
         workers=args.workers,
         latencies_ms=args.latencies,
         preload=args.preload,
+        reference=not args.no_reference,
         e2e_timeout=args.e2e_timeout,
         profile=args.profile,
         save_baseline=args.save_baseline,

@@ -40,6 +40,7 @@ class BenchConfig:
     # worker's first steps (SQLAlchemy compiling its statements, modules imported on first use).
     e2e_warmup_events: int = 240
     load_concurrency: int = 16
+    reference: bool = True  # also measure the naive Flask + RQ pipeline (bench/naive.py) the same way
     e2e_timeout: float = 240.0  # per latency; a scenario still unfinished then is reported as such
     stub_capacity_seconds: float = 5.0
     stub_capacity_concurrency: int = 32

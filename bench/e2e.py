@@ -26,6 +26,7 @@ from bench.infra import BenchSetupError, Ledger
 from bench.ingest import enquiry_bodies, web_memory, webform_target
 from bench.loadgen import Target, closed_loop
 from bench.procs import CpuMeter, peak_rss_kb, pss_kb
+from bench.reference import run_reference
 from bench.stack import Stack, Web, Workers
 
 POLL_SECONDS = 0.25
@@ -243,6 +244,8 @@ def run_e2e(config: BenchConfig, stack: Stack, db: Ledger, redis: Redis, run_dir
             "stub_capacity": capacity,
             "scenarios": [scenario.run(latency, config.events, stub_child.pid) for latency in config.latencies_ms],
         }
+        if config.reference and not config.preload:  # the reference posts while its workers run
+            results["reference"] = run_reference(config, stack, redis, control, stub_child.pid)
         if config.profile:
             results["profiled"] = scenario.run(0, config.profile_events, stub_child.pid, profile_dir=run_dir)
         return results

@@ -97,6 +97,12 @@ def _bottleneck_section(results: dict[str, Any]) -> list[str]:
             f"- End to end at {s['latency_ms']} ms: {_cpu_sentence(s['cpu'])}. {_budget_sentence(*budget, 'workflow')}."
         )
         others.append(get(s, "cpu", "other_cores") or 0.0)
+    for r in get(results, "e2e", "reference") or []:
+        budget = cpu_budget(r["cpu"], r["succeeded"], cores)
+        lines.append(
+            f"- The naive Flask + RQ pipeline at {r['latency_ms']} ms: {_cpu_sentence(r['cpu'])}. "
+            f"{_budget_sentence(*budget, 'workflow')}."
+        )
     if max(others) >= 0.2:
         lines.append(
             f"- **Noise:** processes outside the bench used up to {fmt(max(others), 2)} of the 2 cores during these "

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench.markdown import fmt, get, table
+from bench.verdict import cpu_budget
 
 
 def _cpu_row(label: str, cpu: dict[str, Any] | None, roles: Sequence[str]) -> tuple[Any, ...]:
@@ -163,6 +164,7 @@ def e2e_section(results: dict[str, Any]) -> list[str]:
                 for s in scenarios
             ],
         ),
+        *reference_table(e2e.get("reference"), scenarios, get(results, "machine", "cores") or 1),
         "### Engine overhead per step (ms)",
         "",
         "*In attempt* is the brief's measure: the attempt's `duration_ms` minus the API time in its `calls[*].ms`. "
@@ -207,6 +209,55 @@ def e2e_section(results: dict[str, Any]) -> list[str]:
         ),
     ]
     return lines
+
+
+def _cpu_ms_per_workflow(cpu: dict[str, Any] | None, workflows: int | None, cores: int) -> float | None:
+    per, _ceiling = cpu_budget(cpu, workflows, cores)
+    return round(sum(per.values()), 2) if per else None
+
+
+def reference_table(reference: list[dict[str, Any]] | None, scenarios: list[dict[str, Any]], cores: int) -> list[str]:
+    """Hookflow next to the naive Flask + RQ pipeline, latency by latency."""
+    if not reference:
+        return ["The naive Flask + RQ pipeline was not measured in this run (`--no-reference`, or `--preload`).", ""]
+    ours = {s["latency_ms"]: s for s in scenarios}
+    rows = []
+    for r in reference:
+        s = ours.get(r["latency_ms"]) or {}
+        mine, theirs = s.get("workflows_per_s"), r["workflows_per_s"]
+        rows.append(
+            (
+                f"{r['latency_ms']} ms",
+                theirs,
+                _cpu_ms_per_workflow(r["cpu"], r["succeeded"], cores),
+                mine,
+                _cpu_ms_per_workflow(s.get("cpu"), get(s, "run_statuses", "succeeded"), cores),
+                f"{mine / theirs:.2f}x" if mine and theirs else None,
+                "yes" if r["verify"]["ok"] else "**NO**",
+            )
+        )
+    return [
+        "### Against a naive Flask + RQ pipeline",
+        "",
+        "The issue's reference, run here under the same load: bench/naive.py enqueues each webhook as an RQ job "
+        "and the job makes the four calls; no stored event, no ledger, no reconciling, retries, budget, logs or "
+        "metrics. Same gunicorn settings, as many workers (RQ's SimpleWorker in a WorkerPool), same warm-up. "
+        "*CPU ms/wf* is every measured process but the load generator, per workflow. *All done* checks the "
+        "stub's counts (one contact, job, constraint and scheduling per event).",
+        "",
+        *table(
+            [
+                "API latency",
+                "Naive wf/s",
+                "Naive CPU ms/wf",
+                "Hookflow wf/s",
+                "Hookflow CPU ms/wf",
+                "Ratio",
+                "All done",
+            ],
+            rows,
+        ),
+    ]
 
 
 def _overhead_row(s: dict[str, Any]) -> tuple[Any, ...]:

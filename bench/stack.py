@@ -89,9 +89,15 @@ class Stack:
         wait_until(lambda: len(children_of(child.pid)) >= 1, child, BOOT_TIMEOUT, "gunicorn workers")
         return Web(child, port, argv)
 
-    def workers(self, name: str, count: int, env: dict[str, str], redis: Redis) -> Workers:
-        """The Procfile's worker command as a pool of `count` step workers, ready once all have registered with RQ."""
-        argv = [*infra.procfile_command(self.procfile, "worker"), "--processes", str(count)]
+    def workers(
+        self, name: str, count: int, env: dict[str, str], redis: Redis, argv: list[str] | None = None
+    ) -> Workers:
+        """A pool of `count` RQ workers, ready once all have registered with RQ.
+
+        By default the Procfile's worker command with `--processes count`; `argv` starts another pool
+        (the naive reference's `rq worker-pool`).
+        """
+        argv = argv or [*infra.procfile_command(self.procfile, "worker"), "--processes", str(count)]
         before = Worker.count(connection=redis)
         pool = self.supervisor.start(name, argv, env, PROJECT_ROOT)
         wait_until(

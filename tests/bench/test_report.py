@@ -161,3 +161,27 @@ def test_the_memory_section_shows_what_the_whole_worker_pool_occupies_when_it_wa
     text = report.render(data, None)
     assert "| End to end, 0 ms | 24.0 | 100.0 | max 95.0, min 90.0 | 310.5 for 2 workers and their parent |" in text
     assert "| End to end, 50 ms | 24.0 | 100.0 | max 95.0, min 90.0 | — |" in text  # saved before it was measured
+
+
+def reference(latency_ms: int, wf_per_s: float, ok: bool = True) -> dict[str, Any]:
+    return {
+        "latency_ms": latency_ms,
+        "workflows_per_s": wf_per_s,
+        "succeeded": 2,
+        "verify": {"ok": ok},
+        "cpu": {"machine_busy": 0.9, "roles": {"workers (all)": {"cpu_s": 0.01, "cores": 1.0}}, "other_cores": 0.0},
+    }
+
+
+def test_hookflow_is_shown_against_the_naive_pipeline_latency_by_latency() -> None:
+    data = results()
+    data["e2e"]["reference"] = [reference(0, 320.0), reference(50, 100.0, ok=False)]
+    text = report.render(data, None)
+    # Hookflow's scenarios: 160 wf/s at 0 ms, 100 at 50 ms; 2.0 s of worker CPU for 2 runs (1,000 ms each)
+    assert "| 0 ms | 320.0 | 5.0 | 160.0 | 1,000.0 | 0.50x | yes |" in text
+    assert "| 50 ms | 100.0 | 5.0 | 100.0 | 1,000.0 | 1.00x | **NO** |" in text
+    assert "- The naive Flask + RQ pipeline at 0 ms: machine 90% busy" in text
+
+
+def test_a_run_without_the_naive_pipeline_says_so() -> None:
+    assert "The naive Flask + RQ pipeline was not measured in this run" in report.render(results(), None)

@@ -1,0 +1,73 @@
+"""The naive reference pipeline does the workflow's work and nothing more, so the comparison is fair."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from redis import Redis
+from rq import Queue
+
+from bench import naive
+from bench.ingest import EXAMPLE
+from bench.stub import StubState, api_call
+
+TOKEN = "naive-token"
+
+
+@pytest.fixture
+def stub(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubState]:
+    """The stub's request handling behind an httpx transport, as the naive job's client."""
+    state = StubState("key")
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        assert request.headers["X-API-Key"] == "key"
+        status, body = api_call(state, request.url.path.removeprefix("/bigchange"), json.loads(request.content))
+        return httpx.Response(status, json=body) if body is not None else httpx.Response(status)
+
+    client = httpx.Client(
+        transport=httpx.MockTransport(handle), base_url="http://stub/bigchange", headers={"X-API-Key": "key"}
+    )
+    monkeypatch.setattr(naive, "_http", client)
+    yield state
+    client.close()
+
+
+def test_one_job_makes_the_workflow_s_four_calls_that_the_stub_accepts(stub: StubState) -> None:
+    naive.run_enquiry(EXAMPLE)
+    assert (stub.counts()["contacts"], stub.counts()["jobs"], stub.constraints, stub.scheduled) == (1, 1, 1, 1)
+    assert stub.references == {f"WEB-{EXAMPLE['submission_id']}"}
+
+
+def test_a_call_the_stub_refuses_fails_the_job(stub: StubState) -> None:
+    with pytest.raises(httpx.HTTPStatusError):
+        naive.run_enquiry({**EXAMPLE, "name": ""})  # the stub requires a name, as BigChange does
+
+
+@pytest.fixture
+def client(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[object, Queue]]:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("WEBFORM_TOKEN", TOKEN)
+    monkeypatch.setattr(naive, "_queue", None)
+    redis = Redis.from_url(redis_url)
+    redis.flushdb()
+    yield naive.app.test_client(), Queue(naive.QUEUE, connection=redis)
+    redis.flushdb()
+    redis.close()
+
+
+def test_the_endpoint_enqueues_the_body_and_answers_202(client: tuple) -> None:
+    http, queue = client
+    answer = http.post("/hooks/webform", json=EXAMPLE, headers={"X-Hook-Token": TOKEN})
+    assert answer.status_code == 202
+    (job,) = queue.get_jobs()
+    assert job.func_name == "bench.naive.run_enquiry" and job.args == (EXAMPLE,)
+
+
+def test_a_wrong_token_is_refused_and_nothing_is_queued(client: tuple) -> None:
+    http, queue = client
+    answer = http.post("/hooks/webform", json=EXAMPLE, headers={"X-Hook-Token": "wrong"})
+    assert answer.status_code == 401 and answer.get_json() == {"error": "bad token"}
+    assert queue.count == 0
