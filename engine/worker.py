@@ -9,6 +9,7 @@ only when it was asked to (SIGTERM/SIGINT) or in burst mode.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -107,6 +108,9 @@ def run_pool(services: Services, processes: int, *, burst: bool = False, reconci
     """Fork `processes` step workers (RQ's WorkerPool) and keep that many alive until stopped."""
     PooledStepWorker.with_reconciler = reconciler
     services.prepare_to_fork()
+    # Move everything the parent holds out of the collector's reach, so the children's collections
+    # never write to those objects' headers and the pages stay shared (the gc.freeze docs' recipe).
+    gc.freeze()
     pool = WorkerPool(
         [services.queue.queue], connection=services.redis, num_workers=processes, worker_class=PooledStepWorker
     )
