@@ -87,9 +87,9 @@ class Services:
 
         Building the TLS context (the CA bundle, with httpcore imported alongside) cost ~50 ms of
         CPU per process here, and parsing the workflows and compiling their templates about as
-        much; sixteen workers starting together on two cores spent a third of a short benchmark
-        on it (docs/benchmarks.md). None of this opens a socket: the TLS context is configuration,
-        the catalog is files, so the children share it all copy-on-write.
+        much; in a 300-run benchmark, py-spy put a third of sixteen fresh workers' samples there.
+        None of this opens a socket: the TLS context is configuration, the catalog is files, so
+        the children share it all copy-on-write.
         """
         import httpcore  # noqa: F401  (httpx imports it on the first client: do it once here)
 
@@ -100,7 +100,9 @@ class Services:
             log.warning("workflows not preloaded before forking (%s); each worker parses what it runs", exc)
             return
         for workflow in catalog.workflows.values():
-            self._specs.setdefault(workflow.hash, workflow.spec)
+            # Parsed from the pinned definition, as a worker would: the YAML's own parse can differ
+            # in values typed Any (a YAML date stays a date there, the definition holds its string).
+            self.spec_for(workflow.hash, workflow.definition)
 
     def after_fork(self) -> None:
         """Drop connections inherited from a parent process; this process opens its own on first use.
