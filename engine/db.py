@@ -8,7 +8,7 @@ A pooled PostgreSQL connection is pinged before use only when it sat idle
 (see `ping_when_idle`), not before every transaction as SQLAlchemy's
 `pool_pre_ping` does: the ledger's hot paths are one transaction each, so
 that was a round trip, and a statement for the server to run, per webhook
-and per step (docs/benchmarks.md).
+and per step.
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ class Database:
 def _make_engine(url: str, busy_timeout_ms: int) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        engine = create_engine(url, pool_size=10, max_overflow=20)
+        # LIFO: under load the same few connections stay busy (and unpinged); the rest go idle.
+        engine = create_engine(url, pool_size=10, max_overflow=20, pool_use_lifo=True)
         ping_when_idle(engine, IDLE_PING_SECONDS)
         return engine
     ensure_sqlite_directory(url)
@@ -98,7 +99,10 @@ def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
         try:
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as exc:
-            # The pool replaces this connection (and every older one) and tries again.
+            if not engine.dialect.is_disconnect(exc, dbapi_connection, None):
+                raise
+            # As SQLAlchemy's own pre-ping: the pool replaces this connection, and every older one
+            # (a dead connection usually means a restarted server), then tries again.
             raise InvalidatePoolError(f"idle connection failed its ping: {exc}") from exc
 
 
