@@ -155,7 +155,8 @@ class Scenario:
                 if (kb := peak_rss_kb(pid)) is not None
             ],
             # Taken once the runs are done, before the pool stops: the pool's parent and its workers.
-            "workers_pss_mib": round(sum(pss_kb(pid) or 0 for pool in workers for pid in pool.pids()) / 1024, 1),
+            "pool_processes": len(pool_pids := [pid for pool in workers for pid in pool.pids()]),
+            "workers_pss_mib": round(sum(pss_kb(pid) or 0 for pid in pool_pids) / 1024, 1),
         }
         self.stack.supervisor.stop(*[pool.pool for pool in workers], web.child)
         return self._results(latency_ms, events, load.as_dict(), finished, statuses, meter.result, memory, profile)

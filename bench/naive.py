@@ -31,6 +31,7 @@ _http: httpx.Client | None = None
 
 
 def queue() -> Queue:
+    """The queue, connected on first use: gunicorn imports this module before it forks."""
     global _queue
     if _queue is None:  # after gunicorn's fork
         _queue = Queue(QUEUE, connection=Redis.from_url(os.environ["REDIS_URL"]))
@@ -46,6 +47,7 @@ def receive() -> tuple[Response, int]:
 
 
 def _post(path: str, body: dict[str, Any]) -> Any:
+    """One API call; any error status fails the job, as nothing here would retry it."""
     global _http
     if _http is None:
         _http = httpx.Client(

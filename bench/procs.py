@@ -127,7 +127,7 @@ def port_answers(port: int, host: str = "127.0.0.1") -> bool:
 # --- /proc ------------------------------------------------------------------------------------------
 
 
-def _status_field(pid: int, field: str, file: str = "status") -> int | None:
+def _proc_field(pid: int, field: str, file: str = "status") -> int | None:
     try:
         text = Path(f"/proc/{pid}/{file}").read_text()
     except OSError:
@@ -140,7 +140,7 @@ def _status_field(pid: int, field: str, file: str = "status") -> int | None:
 
 def peak_rss_kb(pid: int) -> int | None:
     """VmHWM: the most resident memory the process ever had (kB); None once it is gone."""
-    return _status_field(pid, "VmHWM")
+    return _proc_field(pid, "VmHWM")
 
 
 def pss_kb(pid: int) -> int | None:
@@ -149,7 +149,7 @@ def pss_kb(pid: int) -> int | None:
     A forked pool's processes share most of their pages with the parent: RSS counts those
     pages once per process, so summing RSS overstates the pool; summing PSS does not.
     """
-    return _status_field(pid, "Pss", "smaps_rollup")
+    return _proc_field(pid, "Pss", "smaps_rollup")
 
 
 def cpu_seconds(pid: int) -> float | None:

@@ -98,6 +98,9 @@ def _bottleneck_section(results: dict[str, Any]) -> list[str]:
         )
         others.append(get(s, "cpu", "other_cores") or 0.0)
     for r in get(results, "e2e", "reference") or []:
+        if "error" in r:
+            continue
+        others.append(get(r, "cpu", "other_cores") or 0.0)
         budget = cpu_budget(r["cpu"], r["succeeded"], cores)
         lines.append(
             f"- The naive Flask + RQ pipeline at {r['latency_ms']} ms: {_cpu_sentence(r['cpu'])}. "

@@ -223,6 +223,9 @@ def reference_table(reference: list[dict[str, Any]] | None, scenarios: list[dict
     ours = {s["latency_ms"]: s for s in scenarios}
     rows = []
     for r in reference:
+        if "error" in r:
+            rows.append((f"{r['latency_ms']} ms", None, None, None, None, None, f"did not run: {r['error']}"))
+            continue
         s = ours.get(r["latency_ms"]) or {}
         mine, theirs = s.get("workflows_per_s"), r["workflows_per_s"]
         rows.append(
@@ -252,7 +255,7 @@ def reference_table(reference: list[dict[str, Any]] | None, scenarios: list[dict
                 "Naive CPU ms/wf",
                 "Hookflow wf/s",
                 "Hookflow CPU ms/wf",
-                "Ratio",
+                "Hookflow ÷ naive",
                 "All done",
             ],
             rows,
@@ -302,15 +305,28 @@ def memory_section(results: dict[str, Any]) -> list[str]:
     for s in get(results, "e2e", "scenarios") or []:
         web, workers = s["memory"]["web"], s["memory"]["workers_mib"]
         pss = s["memory"].get("workers_pss_mib")  # absent from results saved before it was measured
+        processes = s["memory"].get("pool_processes", len(workers) + 1)
         rows.append(
             (
                 f"End to end, {s['latency_ms']} ms",
                 web["master_mib"],
                 ", ".join(fmt(w) for w in web["workers_mib"]),
                 f"max {fmt(max(workers))}, min {fmt(min(workers))}" if workers else None,
-                f"{fmt(pss)} for {len(workers)} workers and their parent" if pss else None,
+                f"{fmt(pss)} for {processes} processes" if pss else None,
             )
         )
+    for r in get(results, "e2e", "reference") or []:
+        if "memory" in r:
+            workers, pss = r["memory"]["workers_mib"], r["memory"]["workers_pss_mib"]
+            rows.append(
+                (
+                    f"Naive Flask + RQ, {r['latency_ms']} ms",
+                    None,
+                    None,
+                    f"max {fmt(max(workers))}, min {fmt(min(workers))}" if workers else None,
+                    f"{fmt(pss)} for {r['memory']['pool_processes']} processes",
+                )
+            )
     return [
         "## 3. Memory (peak RSS, VmHWM from /proc, MiB)",
         "",

@@ -34,7 +34,7 @@ class Web:
 
 @dataclass
 class Workers:
-    """`flask worker --processes N`: the pool's parent and the step workers it forked."""
+    """A pool of RQ workers, parent and children: `flask worker --processes N`, or the naive `rq worker-pool`."""
 
     pool: Child
     argv: list[str]
@@ -97,7 +97,8 @@ class Stack:
         By default the Procfile's worker command with `--processes count`; `argv` starts another pool
         (the naive reference's `rq worker-pool`).
         """
-        argv = argv or [*infra.procfile_command(self.procfile, "worker"), "--processes", str(count)]
+        if argv is None:
+            argv = [*infra.procfile_command(self.procfile, "worker"), "--processes", str(count)]
         before = Worker.count(connection=redis)
         pool = self.supervisor.start(name, argv, env, PROJECT_ROOT)
         wait_until(

@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,10 @@ class StubState:
     constraints: int = 0
     scheduled: int = 0
     next_id: int = 1000
+    # Wall-clock times (time.time()) of the first contact created and the last job scheduled: a pipeline
+    # that keeps no ledger (bench/naive.py) is timed from these.
+    first_contact_at: float | None = None
+    last_scheduled_at: float | None = None
 
     def new_id(self) -> int:
         self.next_id += 1
@@ -67,6 +72,8 @@ class StubState:
             "scheduled": self.scheduled,
             "duplicate_references": self.duplicate_references,
             "latency_ms": self.latency_ms,
+            "first_contact_at": self.first_contact_at,
+            "last_scheduled_at": self.last_scheduled_at,
         }
 
 
@@ -85,6 +92,8 @@ def api_call(state: StubState, path: str, body: dict[str, Any]) -> Reply:
         state.references.add(reference)
         ident = state.new_id()
         state.contacts[ident] = reference
+        if state.first_contact_at is None:
+            state.first_contact_at = time.time()
         return 201, {"id": ident}
     if path == "/jobs/create":
         if body.get("contactId") not in state.contacts:
@@ -97,6 +106,7 @@ def api_call(state: StubState, path: str, body: dict[str, Any]) -> Reply:
             return _problem(404, f"Job {body.get('jobId')} was not found")
         if path == "/jobs/scheduling":
             state.scheduled += 1
+            state.last_scheduled_at = time.time()
             return 204, None
         state.constraints += 1
         return 201, {"id": state.new_id()}

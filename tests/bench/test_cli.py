@@ -75,3 +75,8 @@ def test_a_snapshot_is_the_commit_or_the_working_tree_plus_this_harness(tmp_path
     assert (tmp_path / "tree" / "app.py").read_text() == "edited"
     assert (tmp_path / "head" / "bench" / "stub.py").read_text() == "harness"
     assert (tmp_path / "tree" / "bench" / "stub.py").read_text() == "harness"
+
+
+def test_the_naive_reference_is_measured_unless_asked_not_to() -> None:
+    assert parse([])[0].reference is True
+    assert parse(["--no-reference"])[0].reference is False

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue
 
@@ -47,7 +48,7 @@ def test_a_call_the_stub_refuses_fails_the_job(stub: StubState) -> None:
 
 
 @pytest.fixture
-def client(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[object, Queue]]:
+def naive_app(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FlaskClient, Queue]]:
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("WEBFORM_TOKEN", TOKEN)
     monkeypatch.setattr(naive, "_queue", None)
@@ -58,16 +59,16 @@ def client(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ob
     redis.close()
 
 
-def test_the_endpoint_enqueues_the_body_and_answers_202(client: tuple) -> None:
-    http, queue = client
+def test_the_endpoint_enqueues_the_body_and_answers_202(naive_app: tuple[FlaskClient, Queue]) -> None:
+    http, queue = naive_app
     answer = http.post("/hooks/webform", json=EXAMPLE, headers={"X-Hook-Token": TOKEN})
     assert answer.status_code == 202
     (job,) = queue.get_jobs()
     assert job.func_name == "bench.naive.run_enquiry" and job.args == (EXAMPLE,)
 
 
-def test_a_wrong_token_is_refused_and_nothing_is_queued(client: tuple) -> None:
-    http, queue = client
+def test_a_wrong_token_is_refused_and_nothing_is_queued(naive_app: tuple[FlaskClient, Queue]) -> None:
+    http, queue = naive_app
     answer = http.post("/hooks/webform", json=EXAMPLE, headers={"X-Hook-Token": "wrong"})
     assert answer.status_code == 401 and answer.get_json() == {"error": "bad token"}
     assert queue.count == 0

@@ -46,9 +46,11 @@ def test_proc_readings_of_this_process() -> None:
 def test_a_forked_process_is_charged_only_its_share_of_the_pages_it_shares_with_its_parent() -> None:
     # Given a child forked from this process, sharing its pages
     child = os.fork()
-    if child == 0:
-        time.sleep(10)
-        os._exit(0)
+    if child == 0:  # never return into pytest from here, whatever happens
+        try:
+            time.sleep(10)
+        finally:
+            os._exit(0)
     try:
         time.sleep(0.2)
         # Then its PSS is well under its RSS (each shared page counts half for each of the two)

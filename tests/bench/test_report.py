@@ -159,7 +159,7 @@ def test_the_memory_section_shows_what_the_whole_worker_pool_occupies_when_it_wa
     data = results()
     data["e2e"]["scenarios"][0]["memory"]["workers_pss_mib"] = 310.5
     text = report.render(data, None)
-    assert "| End to end, 0 ms | 24.0 | 100.0 | max 95.0, min 90.0 | 310.5 for 2 workers and their parent |" in text
+    assert "| End to end, 0 ms | 24.0 | 100.0 | max 95.0, min 90.0 | 310.5 for 3 processes |" in text
     assert "| End to end, 50 ms | 24.0 | 100.0 | max 95.0, min 90.0 | — |" in text  # saved before it was measured
 
 
@@ -181,6 +181,17 @@ def test_hookflow_is_shown_against_the_naive_pipeline_latency_by_latency() -> No
     assert "| 0 ms | 320.0 | 5.0 | 160.0 | 1,000.0 | 0.50x | yes |" in text
     assert "| 50 ms | 100.0 | 5.0 | 100.0 | 1,000.0 | 1.00x | **NO** |" in text
     assert "- The naive Flask + RQ pipeline at 0 ms: machine 90% busy" in text
+
+
+def test_a_naive_pipeline_that_did_not_run_is_reported_beside_the_ones_that_did() -> None:
+    data = results()
+    naive = reference(0, 320.0)
+    naive["memory"] = {"workers_mib": [40.0, 41.0], "pool_processes": 3, "workers_pss_mib": 90.0}
+    data["e2e"]["reference"] = [naive, {"latency_ms": 50, "error": "the warm-up did not complete"}]
+    text = report.render(data, None)
+    assert "| 50 ms | — | — | — | — | — | did not run: the warm-up did not complete |" in text
+    assert "| Naive Flask + RQ, 0 ms | — | — | max 41.0, min 40.0 | 90.0 for 3 processes |" in text
+    assert "The naive Flask + RQ pipeline at 50 ms" not in text
 
 
 def test_a_run_without_the_naive_pipeline_says_so() -> None:

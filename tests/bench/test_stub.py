@@ -15,8 +15,12 @@ def test_a_workflow_s_four_calls_chain_by_id() -> None:
     assert status == 201 and job is not None
     assert api_call(state, "/jobs/constraints/create", {"jobId": job["id"], "type": "x"})[0] == 201
     assert api_call(state, "/jobs/scheduling", {"jobId": job["id"], "resourceId": 100}) == (204, None)
-    assert state.counts() | {"requests": {}} == {
+    counts = state.counts()
+    assert counts["first_contact_at"] <= counts["last_scheduled_at"]
+    assert counts | {"requests": {}, "first_contact_at": None, "last_scheduled_at": None} == {
         "requests": {},
+        "first_contact_at": None,
+        "last_scheduled_at": None,
         "errors": {},
         "contacts": 1,
         "jobs": 1,
