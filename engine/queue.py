@@ -16,7 +16,8 @@ from datetime import datetime, timedelta, timezone
 
 from redis import Redis
 from rq import Queue
-from rq.exceptions import DuplicateJobError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.registry import ScheduledJobRegistry
 
@@ -108,9 +109,28 @@ class StepQueue:
             if text is None:
                 lost.append(key)
             elif text in _DEAD:
-                Job.fetch(job_id(*key), connection=self.redis).delete()
+                self._delete_dead(job_id(*key))
                 lost.append(key)
         return lost
+
+    def _delete_dead(self, dead_id: str) -> None:
+        """Delete a job RQ will never run again, so its step can be enqueued under the same id.
+
+        RQ 3.0's Job.delete() fetches each execution the job lists and raises ValueError when
+        one's hash has already expired while its id is still listed. That happens to jobs left
+        behind by killed workers, which RQ later marks abandoned: exactly the jobs this is for
+        (the `make drills` restart drill had two runs of 10,000 waiting forever behind it).
+        Ids that point at nothing are dropped first.
+        """
+        try:
+            job = Job.fetch(dead_id, connection=self.redis)
+        except NoSuchJobError:
+            return  # gone meanwhile: nothing to delete
+        registry = job.execution_registry
+        for execution_id in registry.get_execution_ids():
+            if not self.redis.exists(Execution(execution_id, dead_id, self.redis).key):
+                self.redis.zrem(registry.key, execution_id)
+        job.delete()
 
     def promote_overdue(self, older_than: float) -> int:
         """Move scheduled step jobs overdue by `older_than` seconds onto the queue; returns how many.

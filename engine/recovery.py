@@ -162,6 +162,10 @@ class ReconcilerThread(threading.Thread):
             except (RedisError, SQLAlchemyError):
                 # Redis or the database is down: exactly the outage this thread exists for; try next interval.
                 log.exception("reconciler pass failed; retrying in %.0fs", interval)
+            except Exception:
+                # A bug, here or in a library: a thread that died of it would leave every lost run in
+                # this process waiting for a human, so say so loudly, with the traceback, and go on.
+                log.exception("reconciler pass failed unexpectedly (a bug); retrying in %.0fs", interval)
 
     def stop(self) -> None:
         self.stopping.set()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
+from rq.job import Job
 
 from engine import recovery
 from engine.models import StepAttempt
@@ -53,13 +54,58 @@ def test_an_attempt_still_within_its_time_is_left_alone(client: FlaskClient, ser
 def test_a_dead_job_in_redis_is_replaced(client: FlaskClient, services: Services) -> None:
     # Given the step job exists in Redis but RQ marked it failed (e.g. the database was down when it ran)
     (run_id,) = submit(client, 1)
-    from rq.job import Job
-
     job = Job.fetch(f"{run_id}-contact-1", connection=services.redis)
     services.queue.queue.remove(job)
     job.set_status("failed")
     # When the reconciler passes, the step is enqueued again under the same id
     assert recovery.reconcile(services).requeued == 1
+    assert services.queue.queue.job_ids == [f"{run_id}-contact-1"]
+
+
+def test_a_dead_job_whose_execution_record_expired_is_replaced_too(client: FlaskClient, services: Services) -> None:
+    # Given a step job a killed worker left behind: RQ marked it abandoned (failed), and the hash of its
+    # execution has expired while the job still lists it (RQ's own Job.delete() raises on that)
+    (run_id,) = submit(client, 1)
+    job = Job.fetch(f"{run_id}-contact-1", connection=services.redis)
+    services.queue.queue.remove(job)
+    job.set_status("failed")
+    services.redis.zadd(job.execution_registry.key, {"expired-execution": time.time() + 3600})
+    with pytest.raises(ValueError, match="not found in Redis"):
+        Job.fetch(job.id, connection=services.redis).delete()  # the library's behaviour this works around
+
+    # When the reconciler passes, the step is enqueued again under the same id
+    assert recovery.reconcile(services).requeued == 1
+    assert services.queue.queue.job_ids == [f"{run_id}-contact-1"]
+
+
+def test_the_reconciler_thread_survives_an_unexpected_error_and_keeps_repairing(
+    client: FlaskClient, services: Services, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a reconciler whose first pass fails with a bug (no Redis or database error)
+    services.settings = services.settings.model_copy(update={"reconcile_interval_seconds": 0.05})
+    (run_id,) = submit(client, 1)
+    services.redis.flushdb()
+    passes = []
+    real = recovery.reconcile
+
+    def first_pass_fails(services: Services) -> recovery.ReconcileReport:
+        passes.append(1)
+        if len(passes) == 1:
+            raise ValueError("a bug")
+        return real(services)
+
+    monkeypatch.setattr(recovery, "reconcile", first_pass_fails)
+    thread = recovery.ReconcilerThread(services)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while services.queue.queue.job_ids != [f"{run_id}-contact-1"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        thread.stop()
+        thread.join(timeout=5)
+    # Then the error was logged with its traceback, and a later pass still repaired the lost step
+    assert "reconciler pass failed unexpectedly" in caplog.text and "ValueError: a bug" in caplog.text
     assert services.queue.queue.job_ids == [f"{run_id}-contact-1"]
 
 
