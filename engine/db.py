@@ -25,6 +25,19 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine.migrate import ensure_sqlite_directory
 
 IDLE_PING_SECONDS = 1.0
+# libpq's defaults turn a silent network (a dropped route, a firewall that forgets the flow) into
+# hangs of minutes to hours: no connect timeout, TCP keepalives after the OS's two hours, unacked
+# data retried for ~15 minutes. A worker stuck there holds its step until the job timeout. These
+# make such a connection fail within about a minute, which every caller handles as the database
+# being away (503 + Retry-After, or wait and retry). Any of them set in DATABASE_URL wins.
+PG_CONNECT_DEFAULTS = {
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",  # ms: data sent and never acknowledged
+}
 _IDLE_SINCE = "hookflow_idle_since"
 
 
@@ -64,8 +77,9 @@ class Database:
 def _make_engine(url: str, busy_timeout_ms: int) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
+        connect_args = {key: value for key, value in PG_CONNECT_DEFAULTS.items() if key not in parsed.query}
         # LIFO: under load the same few connections stay busy (and unpinged); the rest go idle.
-        engine = create_engine(url, pool_size=10, max_overflow=20, pool_use_lifo=True)
+        engine = create_engine(url, pool_size=10, max_overflow=20, pool_use_lifo=True, connect_args=connect_args)
         ping_when_idle(engine, IDLE_PING_SECONDS)
         return engine
     ensure_sqlite_directory(url)

@@ -112,3 +112,28 @@ def test_a_pool_whose_database_is_unreachable_reports_it_instead_of_looping(
 
     # And once it is back, the same pool works again
     assert backend_pid(database) != dead
+
+
+def connection_parameters(database: Database) -> dict[str, str]:
+    with database.engine.connect() as conn:
+        return conn.connection.driver_connection.info.get_parameters()
+
+
+def test_a_silent_network_fails_a_connection_within_a_minute_instead_of_hanging(database: Database) -> None:
+    # libpq's defaults would wait minutes to hours on a dead route; these make it an error the callers handle
+    parameters = connection_parameters(database)
+    assert {key: parameters.get(key) for key in db_module.PG_CONNECT_DEFAULTS} == db_module.PG_CONNECT_DEFAULTS
+
+
+def test_the_database_url_can_set_its_own_timeouts(postgres_url: str) -> None:
+    url = sa.make_url(postgres_url).update_query_dict({"keepalives_idle": "5", "connect_timeout": "3"})
+    database = Database(url.render_as_string(hide_password=False))
+    try:
+        parameters = connection_parameters(database)
+    finally:
+        database.dispose()
+    assert (parameters["keepalives_idle"], parameters["connect_timeout"], parameters["keepalives_count"]) == (
+        "5",
+        "3",
+        "3",
+    )
