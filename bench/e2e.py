@@ -25,7 +25,7 @@ from bench.config import BenchConfig
 from bench.infra import BenchSetupError, Ledger
 from bench.ingest import enquiry_bodies, web_memory, webform_target
 from bench.loadgen import Target, closed_loop
-from bench.procs import CpuMeter, peak_rss_kb, pss_kb
+from bench.procs import CpuMeter
 from bench.reference import run_reference
 from bench.stack import Stack, Web, Workers
 
@@ -146,18 +146,8 @@ class Scenario:
                 workers.append(self.stack.workers(f"{tag}-workers", config.workers, env, self.redis))
             finished, statuses = _wait_for_runs(self.db, load.tally.statuses.get(202, 0), config.e2e_timeout)
         profile = profiling.stop_all(self.stack.supervisor, recordings) if recordings else None
-        memory = {
-            "web": web_memory(web),
-            "workers_mib": [
-                round(kb / 1024, 1)
-                for pool in workers
-                for pid in pool.worker_pids()
-                if (kb := peak_rss_kb(pid)) is not None
-            ],
-            # Taken once the runs are done, before the pool stops: the pool's parent and its workers.
-            "pool_processes": len(pool_pids := [pid for pool in workers for pid in pool.pids()]),
-            "workers_pss_mib": round(sum(pss_kb(pid) or 0 for pid in pool_pids) / 1024, 1),
-        }
+        (pool,) = workers  # started before the load, or after it with --preload
+        memory = {"web": web_memory(web), **pool.memory()}
         self.stack.supervisor.stop(*[pool.pool for pool in workers], web.child)
         return self._results(latency_ms, events, load.as_dict(), finished, statuses, meter.result, memory, profile)
 

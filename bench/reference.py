@@ -24,7 +24,7 @@ from bench.config import BenchConfig
 from bench.infra import BenchSetupError
 from bench.ingest import enquiry_bodies, webform_target
 from bench.loadgen import Target, closed_loop
-from bench.procs import CpuMeter, peak_rss_kb, pss_kb
+from bench.procs import CpuMeter
 from bench.stack import Stack, Web, Workers
 
 if TYPE_CHECKING:  # bench.e2e runs this module
@@ -126,12 +126,7 @@ def _measure(
         load = _send_events(config, target, tag, config.events)
         finished = _scheduled_reaches(stub, load["ok"], config.e2e_timeout)
     counts = stub.counts()
-    pids = workers.pids()
-    memory = {
-        "workers_mib": [round(kb / 1024, 1) for pid in workers.worker_pids() if (kb := peak_rss_kb(pid))],
-        "pool_processes": len(pids),
-        "workers_pss_mib": round(sum(pss_kb(pid) or 0 for pid in pids) / 1024, 1),
-    }
+    memory = workers.memory()
     done = counts["scheduled"]
     window = (counts["last_scheduled_at"] or 0.0) - (counts["first_contact_at"] or 0.0)
     exact = [counts[name] == config.events for name in ("contacts", "jobs", "constraints", "scheduled")]

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from redis import Redis
 from rq import Worker
 
 from bench import infra
-from bench.procs import Child, Supervisor, children_of, free_port, port_answers, wait_until
+from bench.procs import Child, Supervisor, children_of, free_port, peak_rss_kb, port_answers, pss_kb, wait_until
 from schemas.settings import PROJECT_ROOT
 
 BOOT_TIMEOUT = 60.0
@@ -44,6 +45,19 @@ class Workers:
 
     def pids(self) -> list[int]:
         return [self.pool.pid, *self.worker_pids()]
+
+    def memory(self) -> dict[str, Any]:
+        """Each worker's peak RSS, and the whole pool's PSS: read while the pool still runs, once its work is done.
+
+        The workers share most pages with their parent, so their RSS values overlap; the sum of
+        PSS (each shared page split among its sharers) is what the pool really occupies.
+        """
+        pids = self.pids()
+        return {
+            "workers_mib": [round(kb / 1024, 1) for pid in pids[1:] if (kb := peak_rss_kb(pid)) is not None],
+            "pool_processes": len(pids),
+            "workers_pss_mib": round(sum(pss_kb(pid) or 0 for pid in pids) / 1024, 1),
+        }
 
 
 @dataclass

@@ -94,8 +94,8 @@ def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
 
     Why idle only: a connection in steady use proves itself alive every few milliseconds, and
     one that died under it (the server restarted in that window) fails its next statement with
-    a disconnect error. SQLAlchemy then invalidates the whole pool, so one transaction per
-    process sees the error, and the callers already treat it as the database being away
+    a disconnect error. SQLAlchemy then invalidates the whole pool, so only the transactions
+    in flight at that moment see an error, and the callers already treat it as the database being away
     (ingest answers 503 with Retry-After, a step worker waits and tries again). A connection
     left idle is where the silent deaths pile up (restarts at night, idle timeouts in
     proxies and firewalls), so those are pinged, and replaced without any caller noticing.

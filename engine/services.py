@@ -61,10 +61,8 @@ class Services:
         if self._http is None:
             with self._http_lock:
                 if self._http is None:
-                    if self._tls is None:
-                        self._tls = httpx.create_ssl_context()
                     self._http = httpx.Client(
-                        verify=self._tls,
+                        verify=self._tls_context(),
                         timeout=self.settings.http_timeout_seconds,
                         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
                         follow_redirects=False,
@@ -93,7 +91,7 @@ class Services:
         """
         import httpcore  # noqa: F401  (httpx imports it on the first client: do it once here)
 
-        self._tls = self._tls or httpx.create_ssl_context()
+        self._tls_context()
         try:
             catalog = self.catalog.current()
         except SpecError as exc:  # workers run pinned definitions; they do not need the directory to start
@@ -103,6 +101,12 @@ class Services:
             # Parsed from the pinned definition, as a worker would: the YAML's own parse can differ
             # in values typed Any (a YAML date stays a date there, the definition holds its string).
             self.spec_for(workflow.hash, workflow.definition)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """The CA bundle loaded once per process tree: it is configuration, so forked children share it."""
+        if self._tls is None:
+            self._tls = httpx.create_ssl_context()
+        return self._tls
 
     def after_fork(self) -> None:
         """Drop connections inherited from a parent process; this process opens its own on first use.

@@ -49,8 +49,8 @@ class StepWorker(SimpleWorker):
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """RQ's heartbeat (the worker's key kept alive for worker_ttl + 60 s), at most once a second on its own.
 
-        RQ sends it three times per job outside any pipeline, three round trips each: at a hundred
-        steps a second that was a quarter of the worker's Redis traffic (9 of 83 commands per 4-step run). A
+        RQ sends it three times per job outside any pipeline, three commands each, each its own
+        round trip: 9 of the 83 Redis commands and round trips a 4-step run cost. A
         beat skipped within HEARTBEAT_EVERY_SECONDS of the last leaves the key alive for minutes
         still; beats that carry a job's timeout, or ride in RQ's own pipeline, always go out, and
         a lone beat goes out as one pipelined round trip.

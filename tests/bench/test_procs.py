@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from bench.procs import CpuMeter, Supervisor, children_of, cpu_seconds, free_port, peak_rss_kb, port_answers, pss_kb
+from bench.stack import Workers
 
 
 def _alive(pid: int) -> bool:
@@ -71,3 +72,25 @@ def test_cpu_meter_reports_each_role_and_the_machine() -> None:
 
 def test_free_port_is_free() -> None:
     assert not port_answers(free_port())
+
+
+def test_a_pool_s_memory_is_each_worker_s_peak_and_the_whole_pool_s_share(tmp_path: Path) -> None:
+    # Given a pool parent that forked two workers (as RQ's WorkerPool does)
+    script = (
+        "import os, time\n"
+        "for _ in range(2):\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(30)\n"
+        "        os._exit(0)\n"
+        "time.sleep(30)"
+    )
+    with Supervisor(tmp_path) as supervisor:
+        pool = Workers(supervisor.start("pool", [sys.executable, "-c", script], dict(os.environ), tmp_path), [])
+        deadline = time.monotonic() + 5
+        while len(pool.worker_pids()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        memory = pool.memory()
+        rss_total = sum(memory["workers_mib"]) + (peak_rss_kb(pool.pool.pid) or 0) / 1024
+    # Then both workers are listed, all three processes counted, and sharing makes the pool less than its RSS
+    assert len(memory["workers_mib"]) == 2 and memory["pool_processes"] == 3
+    assert 0 < memory["workers_pss_mib"] < rss_total

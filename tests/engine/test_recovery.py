@@ -27,6 +27,20 @@ def submit(client: FlaskClient, n: int) -> list[str]:
     return runs
 
 
+def run_reconciler_until_requeued(services: Services, run_id: str) -> recovery.ReconcilerThread:
+    """Run a worker's reconciler thread until the run's first step job is back in Redis (10 s at most), then stop it."""
+    thread = recovery.ReconcilerThread(services)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while services.queue.queue.job_ids != [f"{run_id}-contact-1"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        thread.stop()
+        thread.join(timeout=5)
+    return thread
+
+
 def test_every_lost_run_is_found_across_batches(
     client: FlaskClient, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -95,15 +109,7 @@ def test_the_reconciler_thread_survives_an_unexpected_error_and_keeps_repairing(
         return real(services)
 
     monkeypatch.setattr(recovery, "reconcile", first_pass_fails)
-    thread = recovery.ReconcilerThread(services)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while services.queue.queue.job_ids != [f"{run_id}-contact-1"] and time.monotonic() < deadline:
-            time.sleep(0.02)
-    finally:
-        thread.stop()
-        thread.join(timeout=5)
+    run_reconciler_until_requeued(services, run_id)
     # Then the error was logged with its traceback, and a later pass still repaired the lost step
     assert "reconciler pass failed unexpectedly" in caplog.text and "ValueError: a bug" in caplog.text
     assert services.queue.queue.job_ids == [f"{run_id}-contact-1"]
@@ -114,16 +120,8 @@ def test_the_worker_thread_repairs_a_flush_by_itself(client: FlaskClient, servic
     services.settings = services.settings.model_copy(update={"reconcile_interval_seconds": 0.05})
     (run_id,) = submit(client, 1)
     services.redis.flushdb()
-    thread = recovery.ReconcilerThread(services)
-    thread.start()
-    try:
-        # Then, without anyone calling it, the lost step job comes back
-        deadline = time.monotonic() + 10
-        while services.queue.queue.job_ids != [f"{run_id}-contact-1"] and time.monotonic() < deadline:
-            time.sleep(0.02)
-    finally:
-        thread.stop()
-        thread.join(timeout=5)
+    # Then, without anyone calling it, the lost step job comes back
+    thread = run_reconciler_until_requeued(services, run_id)
     assert services.queue.queue.job_ids == [f"{run_id}-contact-1"]
     assert not thread.is_alive()
 
