@@ -47,11 +47,17 @@ class Database:
     def __init__(self, url: str, sqlite_busy_timeout_ms: int = 30_000) -> None:
         self.url = url
         self.engine = _make_engine(url, sqlite_busy_timeout_ms)
+        # The same pool, each connection in autocommit while checked out: for writes that are one statement.
+        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
 
     @contextmanager
     def session(self) -> Iterator[Session]:

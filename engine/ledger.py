@@ -20,6 +20,9 @@ for rows we touch once; see docs/benchmarks.md):
   transaction, when the worker goes straight on to that step (engine.runner);
   the history is then carried over in memory instead of read back.
 
+On PostgreSQL, record and advance are one statement each instead
+(engine.ledger_pg): same rows, same conditions, one round trip.
+
 The statements are built once, at import, with bind parameters: building
 and hashing a SQLAlchemy statement per call cost more CPU than running it.
 The event's template view is cached per process: events never change.
@@ -37,7 +40,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 
-from engine import observe, store
+from engine import ledger_pg, observe, store
 from engine.conductor import ACTIVE_RUN, AttemptStatus, Failure, Next, RunStatus
 from engine.db import Database
 from engine.models import Event, Run, StepAttempt
@@ -198,10 +201,10 @@ def insert_event(db: Database, event: Event, runs: Sequence[Run]) -> None:
         store.DuplicateEvent: the source already delivered an event with this dedupe key.
     """
     try:
-        with db.engine.begin() as conn:
-            conn.execute(_INSERT_EVENT, _set_columns(event))
-            for run in runs:
-                conn.execute(_INSERT_RUN, _set_columns(run))
+        if db.is_postgresql and len(runs) <= 1:
+            ledger_pg.insert_event(db, row_values(event), row_values(runs[0]) if runs else None)
+        else:
+            insert_in_transaction(db, row_values(event), [row_values(run) for run in runs])
     except IntegrityError:
         with db.engine.connect() as conn:
             original = conn.execute(
@@ -213,8 +216,26 @@ def insert_event(db: Database, event: Event, runs: Sequence[Run]) -> None:
     observe.publish(db.engine, observe.facts_of_new(runs))
 
 
-def _set_columns(obj: Event | Run) -> dict[str, Any]:
-    return dict(inspect(obj).dict)
+def insert_in_transaction(db: Database, event: dict[str, Any], runs: Sequence[dict[str, Any]]) -> None:
+    """insert_event's writes as a transaction: the portable path, taken on SQLite (see engine.ledger_pg)."""
+    with db.engine.begin() as conn:
+        conn.execute(_INSERT_EVENT, event)
+        for run in runs:
+            conn.execute(_INSERT_RUN, run)
+
+
+def row_values(obj: Event | Run) -> dict[str, Any]:
+    """The columns set on a transient ORM object, and the model's scalar defaults for those left unset.
+
+    The defaults are filled in here rather than by SQLAlchemy at execution, which does not
+    apply them to an INSERT inside a WITH clause (engine.ledger_pg's one-statement insert).
+    """
+    table = obj.__table__
+    values = {key: value for key, value in inspect(obj).dict.items() if key in table.c}
+    for column in table.c:
+        if column.key not in values and column.default is not None and column.default.is_scalar:
+            values[column.key] = column.default.arg
+    return values
 
 
 def claim(db: Database, events: EventViews, run_id: str, step_id: str, attempt: int) -> Claim | None:
@@ -283,24 +304,13 @@ def advance(db: Database, claimed: Claim, outcome: dict[str, Any], nxt: Next) ->
     if nxt.step_id is None:
         raise ValueError("advance needs a next step; a finished run is recorded with `record`")
     step_id, attempt, now = claimed.step_id, claimed.attempt, store.utcnow()
-    with db.engine.begin() as conn:
-        conn.execute(_RECORD_ATTEMPT, {"p_attempt_id": claimed.attempt_id, "finished_at": now, **outcome})
-        where = {"p_run": claimed.run.id, "p_step": step_id, "p_attempt": attempt}
-        if conn.execute(_RECORD_RUN, {**where, **store.run_values(nxt, now)}).rowcount != 1:
-            return None
-        attempt_id = conn.execute(
-            _CLAIM_ATTEMPT,
-            {
-                "run_id": claimed.run.id,
-                "step_id": nxt.step_id,
-                "step_index": nxt.step_index,
-                "attempt": nxt.attempt,
-                "status": AttemptStatus.STARTED.value,
-                "started_at": now,
-                "outcome_unknown": False,
-                "reconciled": False,
-            },
-        ).scalar_one()
+    where = {"p_run": claimed.run.id, "p_step": step_id, "p_attempt": attempt}
+    if db.is_postgresql:
+        attempt_id = ledger_pg.advance(db, where, claimed.attempt_id, outcome, nxt, now)
+    else:
+        attempt_id = advance_in_transaction(db, where, claimed.attempt_id, outcome, nxt, now)
+    if attempt_id is None:
+        return None
     finished = PastAttempt(
         step_id,
         claimed.run.step_index,
@@ -317,6 +327,29 @@ def advance(db: Database, claimed: Claim, outcome: dict[str, Any], nxt: Next) ->
     return Claim(run, nxt.step_id, nxt.attempt, attempt_id, claimed.event, history)
 
 
+def advance_in_transaction(
+    db: Database, where: dict[str, Any], attempt_id: int, outcome: dict[str, Any], nxt: Next, now: datetime
+) -> int | None:
+    """advance's writes as a transaction: the portable path, taken on SQLite (see engine.ledger_pg)."""
+    with db.engine.begin() as conn:
+        conn.execute(_RECORD_ATTEMPT, {"p_attempt_id": attempt_id, "finished_at": now, **outcome})
+        if conn.execute(_RECORD_RUN, {**where, **store.run_values(nxt, now)}).rowcount != 1:
+            return None
+        return conn.execute(
+            _CLAIM_ATTEMPT,
+            {
+                "run_id": where["p_run"],
+                "step_id": nxt.step_id,
+                "step_index": nxt.step_index,
+                "attempt": nxt.attempt,
+                "status": AttemptStatus.STARTED.value,
+                "started_at": now,
+                "outcome_unknown": False,
+                "reconciled": False,
+            },
+        ).scalar_one()
+
+
 def numbered(nxt: Next, history: list[PastAttempt]) -> Next:
     """A step entered afresh continues its attempt numbering (see store.apply_next)."""
     if nxt.step_id is None or nxt.attempt != 1:
@@ -327,13 +360,19 @@ def numbered(nxt: Next, history: list[PastAttempt]) -> Next:
     return Next(**{**nxt.__dict__, "attempt": max(earlier) + 1, "budget_start": max(earlier) + 1})
 
 
-def record(db: Database, claimed: Claim, outcome: dict[str, Any], nxt: Next | None) -> bool:
+def record(db: Database, claimed: Claim, outcome: dict[str, Any], nxt: Next) -> bool:
     """Write the attempt's outcome and, if the run is still on it, its next state; True if the run moved."""
-    step_id, attempt, now = claimed.step_id, claimed.attempt, store.utcnow()
+    now = store.utcnow()
+    where = {"p_run": claimed.run.id, "p_step": claimed.step_id, "p_attempt": claimed.attempt}
+    if db.is_postgresql:
+        return ledger_pg.record(db, where, claimed.attempt_id, outcome, nxt, now)
+    return record_in_transaction(db, where, claimed.attempt_id, outcome, nxt, now)
+
+
+def record_in_transaction(
+    db: Database, where: dict[str, Any], attempt_id: int, outcome: dict[str, Any], nxt: Next, now: datetime
+) -> bool:
+    """record's writes as a transaction: the portable path, taken on SQLite (see engine.ledger_pg)."""
     with db.engine.begin() as conn:
-        conn.execute(_RECORD_ATTEMPT, {"p_attempt_id": claimed.attempt_id, "finished_at": now, **outcome})
-        if nxt is None:
-            return False
-        where = {"p_run": claimed.run.id, "p_step": step_id, "p_attempt": attempt}
-        moved = conn.execute(_RECORD_RUN, {**where, **store.run_values(nxt, now)})
-        return moved.rowcount == 1
+        conn.execute(_RECORD_ATTEMPT, {"p_attempt_id": attempt_id, "finished_at": now, **outcome})
+        return conn.execute(_RECORD_RUN, {**where, **store.run_values(nxt, now)}).rowcount == 1

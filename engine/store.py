@@ -95,6 +95,23 @@ def apply_next(session: Session, run: Run, nxt: Next, now: datetime) -> Next:
     return nxt
 
 
+# The columns run_values sets: engine.ledger_pg binds each by name.
+RUN_STATE_COLUMNS = (
+    "status",
+    "current_step",
+    "step_index",
+    "attempt",
+    "budget_start",
+    "updated_at",
+    "error",
+    "failure",
+    "failed_step",
+    "failed_attempt",
+    "due_at",
+    "finished_at",
+)
+
+
 def run_values(nxt: Next, now: datetime) -> dict[str, Any]:
     """A run's columns for the state the conductor decided (the ORM and the hot Core path both use it)."""
     failure = nxt.failure

@@ -111,6 +111,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return _fresh_sqlite(tmp_path)
 
 
+@pytest.fixture
+def empty_postgres_url(postgres_url: str) -> str:
+    """The session's PostgreSQL database with every table emptied, for a test about PostgreSQL itself."""
+    return _emptied(postgres_url)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Runs the test once on SQLite and once on PostgreSQL."""

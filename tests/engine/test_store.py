@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -10,10 +11,13 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from engine import ledger, store
-from engine.conductor import Next, RunStatus
+from engine import ledger, ledger_pg, store
+from engine.conductor import AttemptStatus, Next, RunStatus
 from engine.db import Database
+from engine.http import CallLog
+from engine.invoke import AttemptResult
 from engine.models import Base, Event, Run, StepAttempt
+from engine.runner import _outcome
 
 
 @pytest.fixture
@@ -74,6 +78,18 @@ def test_an_event_and_its_runs_are_stored_in_one_commit(db: Database) -> None:
         assert stored.data == {"name": "Jane", "nested": {"n": [1, 2]}}
         assert stored.raw_body == b'{"name": "Jane"}'
         assert session.get(Run, run.id).event_id == event.id
+
+
+def test_columns_left_unset_take_the_models_defaults(db: Database) -> None:
+    event = make_event()  # duplicates unset
+    run = make_run(event)
+    for column in ("step_index", "attempt", "budget_start"):
+        del run.__dict__[column]  # as if never assigned
+    ledger.insert_event(db, event, [run])
+    with db.session() as session:
+        assert session.get(Event, event.id).duplicates == 0
+        stored = session.get(Run, run.id)
+        assert (stored.step_index, stored.attempt, stored.budget_start) == (0, 1, 1)
 
 
 def test_datetimes_come_back_timezone_aware_utc(db: Database) -> None:
@@ -139,17 +155,8 @@ def claim(db: Database, run: Run, step: str = "contact", attempt: int = 1) -> le
     return ledger.claim(db, ledger.EventViews(), run.id, step, attempt)
 
 
-OUTCOME = {
-    "status": "succeeded",
-    "input": {"name": "Jane"},
-    "output": {"id": 7},
-    "calls": [],
-    "reconciled": False,
-    "duration_ms": 1.5,
-    "error_class": None,
-    "error_message": None,
-    "outcome_unknown": False,
-}
+# An attempt's outcome exactly as the step runner writes it.
+OUTCOME = _outcome(AttemptResult(AttemptStatus.SUCCEEDED, input={"name": "Jane"}, output={"id": 7}), CallLog(), 0.0015)
 
 
 class TestClaims:
@@ -291,6 +298,60 @@ class TestAdvance:
     def test_a_finished_run_is_recorded_not_advanced(self, db: Database) -> None:
         with pytest.raises(ValueError, match="record"):
             ledger.advance(db, self.claimed(db), OUTCOME, Next(RunStatus.SUCCEEDED, None, 1, 1, 1))
+
+
+class TestOneStatementOnPostgresql:
+    """On PostgreSQL a step's end is one statement in autocommit (engine.ledger_pg): one round trip, no BEGIN/COMMIT."""
+
+    @pytest.fixture
+    def statements(self, empty_postgres_url: str) -> Iterator[tuple[Database, list[str]]]:
+        database = Database(empty_postgres_url)
+        sent: list[str] = []
+        sa.event.listen(database.engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+        yield database, sent
+        database.dispose()
+
+    def test_advance_is_one_statement(self, statements: tuple[Database, list[str]]) -> None:
+        db, sent = statements
+        claimed = claimed_run(db)
+        sent.clear()
+        assert ledger.advance(db, claimed, OUTCOME, Next(RunStatus.RUNNING, "job", 1, 1, 1)) is not None
+        assert len(sent) == 1 and sent[0].startswith("WITH recorded AS")
+
+    def test_record_is_one_statement(self, statements: tuple[Database, list[str]]) -> None:
+        db, sent = statements
+        claimed = claimed_run(db)
+        sent.clear()
+        assert ledger.record(db, claimed, OUTCOME, Next(RunStatus.SUCCEEDED, None, 1, 1, 1)) is True
+        assert len(sent) == 1 and sent[0].startswith("WITH recorded AS")
+
+    def test_an_event_and_the_run_it_starts_are_one_statement(self, statements: tuple[Database, list[str]]) -> None:
+        db, sent = statements
+        event = make_event()
+        ledger.insert_event(db, event, [make_run(event)])
+        assert len(sent) == 1 and sent[0].startswith("WITH event AS")
+
+    def test_an_event_starting_several_runs_is_a_transaction(self, statements: tuple[Database, list[str]]) -> None:
+        db, sent = statements
+        event = make_event()
+        ledger.insert_event(db, event, [make_run(event), make_run(event)])
+        assert [statement.split(" ", 2)[:2] for statement in sent] == [["INSERT", "INTO"]] * 3
+        with db.session() as session:
+            assert session.scalar(sa.select(sa.func.count()).select_from(Run)) == 2
+
+    def test_the_connection_goes_back_to_the_pool_in_a_transaction_again(
+        self, statements: tuple[Database, list[str]]
+    ) -> None:
+        db, _ = statements
+        ledger.record(db, claimed_run(db), OUTCOME, Next(RunStatus.SUCCEEDED, None, 1, 1, 1))
+        with db.engine.connect() as conn:  # the same pooled connection (LIFO)
+            assert conn.connection.dbapi_connection.autocommit is False
+
+
+def test_the_one_statement_writes_bind_every_column_the_transaction_writes() -> None:
+    now = store.utcnow()
+    assert set(store.run_values(Next(RunStatus.RUNNING, "job", 1, 1, 1), now)) == set(store.RUN_STATE_COLUMNS)
+    assert {*OUTCOME, "finished_at"} == set(ledger_pg.OUTCOME_COLUMNS)
 
 
 def test_idle_active_runs_are_oldest_first_and_exclude_finished(db: Database) -> None:
