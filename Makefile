@@ -55,6 +55,14 @@ bench: $(VENV)/.dev-installed
 bench-quick: $(VENV)/.dev-installed
 	$(BIN)/python -m bench --quick $(BENCH_FLAGS) $(BENCH_ARGS)
 
+# The ledger's hot writes on PostgreSQL, each timed as the portable transaction and as engine.ledger_pg's one
+# statement (client CPU, server CPU, wall): bench/ledger_writes.py, about 2 minutes; replaces docs/benchmarks-writes.md.
+#   make bench-writes [WRITES_DB=postgresql+psycopg://postgres@127.0.0.1:5432/test]
+WRITES_DB ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+.PHONY: bench-writes
+bench-writes: $(VENV)/.dev-installed
+	$(BIN)/python -m bench.ledger_writes --db '$(WRITES_DB)' --report docs/benchmarks-writes.md
+
 # The console's and /api's list queries on a big ledger (issue #7): bench/ops_queries.py seeds OPS_RUNS runs and
 # events into OPS_DB (created if missing; reused, not reseeded, by later runs) and times each query through
 # engine.queries. The numbers, with the machine and the date, replace docs/benchmarks-ops.md. About 10 minutes
