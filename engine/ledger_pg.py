@@ -5,9 +5,10 @@ statements: BEGIN, record the attempt, move the run, (claim the next step),
 COMMIT. Each is a round trip and, through SQLAlchemy, ~0.1-0.2 ms of client
 CPU. PostgreSQL runs data-modifying statements inside WITH, all in one
 snapshot and all or nothing, so here the same writes are one statement sent
-in autocommit mode: one round trip. Measured on the bench machine (2,000
-advances, loopback): 0.70 -> 0.40 ms of client CPU and 1.36 -> 0.79 ms wall
-each; a 4-step run makes three advances and one record (docs/benchmarks.md).
+in autocommit mode: one round trip. `make bench-writes` times both ways
+(docs/benchmarks-writes.md): a step's end went from ~0.7 to ~0.37 ms of
+client CPU and from ~0.46 to ~0.26 ms of server CPU; a 4-step run makes
+three advances and one record.
 
 The semantics are the transaction's, row for row: the attempt is always
 recorded; the run moves only if it is still on this attempt (a cancel that
