@@ -59,6 +59,9 @@ def parse(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
     args = parser.parse_args(argv)
     if args.workers < 1 or args.events < 1 or args.rate <= 0 or args.duration <= 0:
         parser.error("workers, events, rate and duration must be positive")
+    if args.profile and args.preload:
+        # The profiled workers are chosen when the load starts; with --preload none exist yet.
+        parser.error("--profile records workers while the load runs; drop --preload to profile")
     shown = argv[: argv.index("--in-snapshot")] if "--in-snapshot" in argv else argv
     config = replace(
         defaults,

@@ -51,6 +51,12 @@ def test_nonsense_is_refused() -> None:
         parse(["--workers", "0"])
 
 
+def test_profiling_a_preloaded_run_is_refused_with_the_way_out(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse(["--profile", "--preload"])
+    assert "drop --preload to profile" in capsys.readouterr().err
+
+
 def _git(repo: Path, *args: str) -> None:
     identity = ["-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(["git", *identity, *args], cwd=repo, check=True, capture_output=True)
