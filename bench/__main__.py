@@ -44,6 +44,7 @@ def _parser(defaults: BenchConfig) -> argparse.ArgumentParser:
     add("--latencies", type=_ints, default=defaults.latencies_ms, help="stub latencies in ms, e.g. 0,50")
     add("--preload", action="store_true", help="post every event before the workers start")
     add("--no-reference", action="store_true", help="skip the naive Flask + RQ pipeline (bench/naive.py)")
+    add("--serial-events", type=int, default=defaults.serial_events, help="runs through one worker alone; 0 skips")
     add("--e2e-timeout", type=float, default=defaults.e2e_timeout, help="seconds per latency")
     add("--profile", action="store_true", help="add py-spy profiled runs (web and one worker)")
     add("--save-baseline", action="store_true", help="also store these results as bench/baseline.json")
@@ -59,6 +60,8 @@ def parse(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
     args = parser.parse_args(argv)
     if args.workers < 1 or args.events < 1 or args.rate <= 0 or args.duration <= 0:
         parser.error("workers, events, rate and duration must be positive")
+    if args.serial_events < 0:
+        parser.error("--serial-events must be 0 (skip) or more")
     if args.profile and args.preload:
         # The profiled workers are chosen when the load starts; with --preload none exist yet.
         parser.error("--profile records workers while the load runs; drop --preload to profile")
@@ -79,6 +82,7 @@ def parse(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
         latencies_ms=args.latencies,
         preload=args.preload,
         reference=not args.no_reference,
+        serial_events=args.serial_events,
         e2e_timeout=args.e2e_timeout,
         profile=args.profile,
         save_baseline=args.save_baseline,

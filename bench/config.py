@@ -42,6 +42,9 @@ class BenchConfig:
     load_concurrency: int = 16
     reference: bool = True  # also measure the naive Flask + RQ pipeline (bench/naive.py) the same way
     e2e_timeout: float = 240.0  # per latency; a scenario still unfinished then is reported as such
+    # One worker, 0 ms API: what a run costs when it does not wait for a CPU (the 24-worker scenarios keep
+    # the machine saturated, so their per-step overhead is mostly that wait). 0 skips.
+    serial_events: int = 500
     stub_capacity_seconds: float = 5.0
     stub_capacity_concurrency: int = 32
 
@@ -81,6 +84,7 @@ def quick(config: BenchConfig) -> BenchConfig:
         events=min(config.events, 300),
         e2e_warmup_events=min(config.e2e_warmup_events, 48),
         e2e_timeout=90.0,
+        serial_events=min(config.serial_events, 100),
         stub_capacity_seconds=2.0,
         profile_events=300,
         profile_seconds=5.0,

@@ -14,6 +14,7 @@ import asyncio
 import os
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -237,6 +238,11 @@ def run_e2e(config: BenchConfig, stack: Stack, db: Ledger, redis: Redis, run_dir
         }
         if config.reference and not config.preload:  # the reference posts while its workers run
             results["reference"] = run_reference(config, stack, redis, control, stub_child.pid)
+        if config.serial_events:
+            # Warmed up like the others; the events are posted ~7x faster than one worker runs them, so most
+            # runs have the CPU to themselves. (--preload would count the worker's start-up in its CPU.)
+            alone = replace(config, workers=1)
+            results["serial"] = Scenario(alone, stack, db, redis, control).run(0, config.serial_events, stub_child.pid)
         if config.profile:
             results["profiled"] = scenario.run(0, config.profile_events, stub_child.pid, profile_dir=run_dir)
         return results

@@ -189,6 +189,7 @@ def e2e_section(results: dict[str, Any]) -> list[str]:
             [_overhead_row(s) for s in scenarios],
         ),
         *_per_step_table(scenarios),
+        *serial_section(e2e.get("serial")),
         "### CPU per step (ms of CPU per step attempt, all processes of a role together)",
         "",
         *table(
@@ -277,6 +278,53 @@ def _overhead_row(s: dict[str, Any]) -> tuple[Any, ...]:
         get(o, "api", "p99"),
         s["worker_ms_per_step"],
     )
+
+
+def serial_section(serial: dict[str, Any] | None) -> list[str]:
+    """One worker with the machine to itself: what a run costs when no step waits for a CPU."""
+    if not serial:
+        return ["One worker alone was not measured in this run (`--serial-events 0`).", ""]
+    runs = get(serial, "run_statuses", "succeeded")
+    o, cpu = serial["overhead_ms"], serial["cpu"]
+    return [
+        "### One worker with the machine to itself",
+        "",
+        f"{fmt(serial['events'])} web enquiries run by a single worker at 0 ms API latency, after the same "
+        "warm-up. They are posted several times faster than one worker runs them, so most runs have the CPU to "
+        "themselves: the overhead here is the engine's own work, while in the 24-worker scenarios above, at "
+        "0 ms, most of it is waiting for one of the 2 cores. CPU is per run, its webhook's insert included.",
+        "",
+        *table(
+            [
+                "Runs succeeded",
+                "Drain wf/s",
+                "Worker CPU ms",
+                "PostgreSQL CPU ms",
+                "Redis CPU ms",
+                "In attempt p50",
+                "p99",
+                "Claim→record p50",
+                "p99",
+                "Worker ms/step",
+                "All done",
+            ],
+            [
+                (
+                    runs,
+                    serial["drain_workflows_per_s"],
+                    _cpu_ms_per(cpu, "workers (all)", runs),
+                    _cpu_ms_per(cpu, "postgres backends", runs),
+                    _cpu_ms_per(cpu, "redis-server", runs),
+                    get(o, "in_attempt", "p50"),
+                    get(o, "in_attempt", "p99"),
+                    get(o, "claim_to_record", "p50"),
+                    get(o, "claim_to_record", "p99"),
+                    serial["worker_ms_per_step"],
+                    "yes" if serial["verify"]["ok"] else "**NO**",
+                )
+            ],
+        ),
+    ]
 
 
 def _per_step_table(scenarios: Sequence[dict[str, Any]]) -> list[str]:

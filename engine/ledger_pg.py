@@ -31,7 +31,7 @@ from engine.conductor import AttemptStatus, Next, RunStatus
 from engine.db import Database
 from engine.models import Event, Run, StepAttempt
 
-# The attempt's columns an outcome sets (engine.runner._outcome), and the run's columns a move sets.
+# The attempt's columns an outcome sets (engine.runner._outcome); a move sets store.RUN_STATE_COLUMNS.
 OUTCOME_COLUMNS = (
     "status",
     "input",
@@ -121,7 +121,8 @@ def record(
 def insert_event(db: Database, event: dict[str, Any], run: dict[str, Any] | None) -> None:
     """Insert an event and its run (if it starts one) as one statement; raises IntegrityError as the transaction does.
 
-    `event` and `run` are the columns to set (the rest take their defaults). An
+    `event` and `run` are the columns to write, the models' defaults included
+    (engine.ledger.row_values: SQLAlchemy does not apply them inside WITH). An
     event that starts several runs goes through engine.ledger's transaction.
     """
     statement = _event_insert(tuple(sorted(event)), tuple(sorted(run)) if run is not None else None)

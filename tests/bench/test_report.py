@@ -196,3 +196,19 @@ def test_a_naive_pipeline_that_did_not_run_is_reported_beside_the_ones_that_did(
 
 def test_a_run_without_the_naive_pipeline_says_so() -> None:
     assert "The naive Flask + RQ pipeline was not measured in this run" in report.render(results(), None)
+
+
+def test_one_worker_alone_is_shown_with_its_cpu_per_run() -> None:
+    data = results()
+    alone = scenario(0, 60.0, 0.5)
+    alone["events"], alone["run_statuses"] = 500, {"succeeded": 500}
+    alone["cpu"] = {"machine_busy": 0.5, "roles": {"workers (all)": {"cpu_s": 8.0, "cores": 0.5}}, "other_cores": 0}
+    data["e2e"]["serial"] = alone
+    text = report.render(data, None)
+    assert "### One worker with the machine to itself" in text
+    # 8 s of worker CPU for 500 runs: 16 ms each; no PostgreSQL or Redis reading, so no figure for them
+    assert "| 500 | 60.0 | 16.0 | — | — | 0.5 | 10.0 | 0.5 | 10.0 | 12.0 | yes |" in text
+
+
+def test_a_run_without_the_lone_worker_says_how_it_was_skipped() -> None:
+    assert "One worker alone was not measured in this run (`--serial-events 0`)." in report.render(results(), None)
