@@ -26,6 +26,26 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",") if part.strip())
 
 
+def _workers(text: str) -> tuple[int, tuple[tuple[int, int], ...]]:
+    """`24`, or per API latency: `0:4,24` (4 workers at 0 ms, 24 at every other latency)."""
+    default, exceptions = None, []
+    for part in text.split(","):
+        latency, sep, count = part.partition(":")
+        if sep:
+            exceptions.append((int(latency), int(count)))
+        elif default is None:
+            default = int(part)
+        else:
+            raise argparse.ArgumentTypeError(f"{text!r}: give one plain count, for the other latencies")
+    if default is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a plain count for the other latencies, e.g. 0:4,24")
+    return default, tuple(exceptions)
+
+
+def _shown_workers(config: BenchConfig) -> str:
+    return ",".join([*(f"{latency}:{count}" for latency, count in config.workers_by_latency), str(config.workers)])
+
+
 def _parser(defaults: BenchConfig) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description="Hookflow's benchmarks (docs/benchmarks.md).")
     add = parser.add_argument
@@ -40,7 +60,12 @@ def _parser(defaults: BenchConfig) -> argparse.ArgumentParser:
     add("--rate", type=float, default=defaults.rate, help="open-loop requests per second")
     add("--duration", type=float, default=defaults.duration, help="open-loop seconds")
     add("--events", type=int, default=defaults.events, help="end-to-end events per latency")
-    add("--workers", type=int, default=defaults.workers, help="flask worker processes")
+    add(
+        "--workers",
+        type=_workers,
+        default=(defaults.workers, defaults.workers_by_latency),
+        help=f"flask worker processes, or per API latency as LATENCY:N,...,N (default {_shown_workers(defaults)})",
+    )
     add("--latencies", type=_ints, default=defaults.latencies_ms, help="stub latencies in ms, e.g. 0,50")
     add("--preload", action="store_true", help="post every event before the workers start")
     add("--no-reference", action="store_true", help="skip the naive Flask + RQ pipeline (bench/naive.py)")
@@ -58,7 +83,13 @@ def parse(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
     defaults = BenchConfig()
     parser = _parser(defaults)
     args = parser.parse_args(argv)
-    if args.workers < 1 or args.events < 1 or args.rate <= 0 or args.duration <= 0:
+    workers, workers_by_latency = args.workers
+    if (
+        min([workers, *(count for _, count in workers_by_latency)]) < 1
+        or args.events < 1
+        or args.rate <= 0
+        or args.duration <= 0
+    ):
         parser.error("workers, events, rate and duration must be positive")
     if args.serial_events < 0:
         parser.error("--serial-events must be 0 (skip) or more")
@@ -78,7 +109,8 @@ def parse(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
         rate=args.rate,
         duration=args.duration,
         events=args.events,
-        workers=args.workers,
+        workers=workers,
+        workers_by_latency=workers_by_latency,
         latencies_ms=args.latencies,
         preload=args.preload,
         reference=not args.no_reference,

@@ -30,9 +30,13 @@ class BenchConfig:
 
     # 2. End to end
     events: int = 2000
-    # Step workers in one pool. At 50 ms per call a run holds its worker ~220 ms, so 16 capped the run near
-    # 70 runs/s and left the 2-core machine 80% busy (50 wf/s); 24 keep it CPU-bound (57 wf/s, 95% busy).
+    # Step workers in one pool, sized per API latency as docs/running.md advises: enough to hide the latency,
+    # no more, since every process beyond that costs CPU per run (the CPU caches and context switches of many
+    # processes on 2 cores). At 50 ms per call a run holds its worker ~220 ms: 16 capped it near 70 runs/s with
+    # the machine 80% busy, 24 keep it CPU-bound. At 0 ms there is no latency to hide: 2 per core did 89 wf/s
+    # at 12.6 ms of worker CPU per run, against 77 with 8 workers (15.9 ms) and ~60 with 24 (~20 ms).
     workers: int = 24
+    workers_by_latency: tuple[tuple[int, int], ...] = ((0, 4),)  # (API latency ms, workers) exceptions
     latencies_ms: tuple[int, ...] = (0, 50)
     preload: bool = False  # load every event before the workers start, instead of while they run
     # Runs sent, and finished, before the measured ones (not with --preload), then wiped from the ledger and
@@ -59,6 +63,10 @@ class BenchConfig:
     report_path: Path | None = None  # default: docs/benchmarks.md
     save_baseline: bool = False
     command: str = "make bench"
+
+    def workers_at(self, latency_ms: int) -> int:
+        """The step workers a scenario at this API latency runs with."""
+        return dict(self.workers_by_latency).get(latency_ms, self.workers)
 
     @property
     def results_dir(self) -> Path:

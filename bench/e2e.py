@@ -135,7 +135,7 @@ class Scenario:
         workers: list[Workers] = []
         load_target = webform_target(web.port)
         if not config.preload:
-            workers.append(self.stack.workers(f"{tag}-workers", config.workers, env, self.redis))
+            workers.append(self.stack.workers(f"{tag}-workers", config.workers_at(latency_ms), env, self.redis))
             self._warm_up(load_target, tag, latency_ms)
         pids = [pid for pool in workers for pid in pool.worker_pids()]
         recordings = profiling.start_pair(self.stack.supervisor, "worker", pids, profile_dir) if profile_dir else []
@@ -144,7 +144,7 @@ class Scenario:
                 closed_loop(load_target, enquiry_bodies(tag), config.load_concurrency, total=events, timeout=60)
             )
             if config.preload:
-                workers.append(self.stack.workers(f"{tag}-workers", config.workers, env, self.redis))
+                workers.append(self.stack.workers(f"{tag}-workers", config.workers_at(latency_ms), env, self.redis))
             finished, statuses = _wait_for_runs(self.db, load.tally.statuses.get(202, 0), config.e2e_timeout)
         profile = profiling.stop_all(self.stack.supervisor, recordings) if recordings else None
         (pool,) = workers  # started before the load, or after it with --preload
@@ -209,12 +209,12 @@ class Scenario:
         return {
             "latency_ms": latency_ms,
             "events": events,
-            "workers": self.config.workers,
+            "workers": self.config.workers_at(latency_ms),
             "preload": self.config.preload,
             "finished": finished,
             "run_statuses": statuses,
             "load": load,
-            **throughput(window, succeeded, len(attempts), self.config.workers),
+            **throughput(window, succeeded, len(attempts), self.config.workers_at(latency_ms)),
             "overhead_ms": ledger.overhead_report(attempts),
             "stub_requests": counts["requests"],
             "verify": checks,
@@ -241,7 +241,7 @@ def run_e2e(config: BenchConfig, stack: Stack, db: Ledger, redis: Redis, run_dir
         if config.serial_events:
             # Warmed up like the others; the events are posted ~7x faster than one worker runs them, so most
             # runs have the CPU to themselves. (--preload would count the worker's start-up in its CPU.)
-            alone = replace(config, workers=1)
+            alone = replace(config, workers=1, workers_by_latency=())
             results["serial"] = Scenario(alone, stack, db, redis, control).run(0, config.serial_events, stub_child.pid)
         if config.profile:
             results["profiled"] = scenario.run(0, config.profile_events, stub_child.pid, profile_dir=run_dir)

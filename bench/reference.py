@@ -88,8 +88,8 @@ def _scenario(
     web = stack.web(f"{tag}-web", env, app="bench.naive:app")
     workers: Workers | None = None
     try:
-        argv = worker_argv(config.workers, config.e2e_redis_url)
-        workers = stack.workers(f"{tag}-workers", config.workers, env, redis, argv=argv)
+        argv = worker_argv(config.workers_at(latency_ms), config.e2e_redis_url)
+        workers = stack.workers(f"{tag}-workers", config.workers_at(latency_ms), env, redis, argv=argv)
         return _measure(config, web, workers, redis, stub, stub_pid, latency_ms, tag)
     finally:
         stack.supervisor.stop(*([workers.pool] if workers else []), web.child)
@@ -133,7 +133,7 @@ def _measure(
     return {
         "latency_ms": latency_ms,
         "events": config.events,
-        "workers": config.workers,
+        "workers": config.workers_at(latency_ms),
         "load": load,
         "finished": finished,
         "window_s": round(window, 3),

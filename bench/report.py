@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.markdown import fmt, get, table
-from bench.report_phases import e2e_section, ingest_section, memory_section, profile_section
+from bench.report_phases import e2e_section, ingest_section, memory_section, profile_section, workers_per_latency
 from bench.verdict import cpu_budget, key_metrics, targets
 
 
@@ -153,6 +153,7 @@ def _commands_section(results: dict[str, Any]) -> list[str]:
     web = " ".join(get(results, "ingest", "ours", "argv") or [])
     bare = " ".join(get(results, "ingest", "bare", "argv") or [])
     stub = " ".join(get(results, "e2e", "stub_argv") or [])
+    pools = workers_per_latency(get(results, "e2e", "scenarios") or [], c["workers"])
     return [
         "## How it was run",
         "",
@@ -164,7 +165,7 @@ def _commands_section(results: dict[str, Any]) -> list[str]:
         "while the bench runs change nothing; logs, results.json and profiles go to bench-results/<date-time>/.",
         f"- Web (from the Procfile, bound to loopback on a free port): `{web}`",
         f"- Bare endpoint, same settings: `{bare}`",
-        f"- Workers: `flask --app app worker --processes {c['workers']}` (the Procfile's worker line as one pool "
+        f"- Workers: `flask --app app worker --processes N`, N = {pools} (the Procfile's worker line as one pool "
         "of step workers; RQ's WorkerPool forks them).",
         f"- API stub: `{stub}` (bench/stub.py: one asyncio process, same paths and response shapes as BigChange).",
         f"- Ledger: {c['db']} (a private database created and dropped by the bench); Redis "

@@ -131,6 +131,12 @@ def _open_row(label: str, load: dict[str, Any]) -> tuple[Any, ...]:
 E2E_ROLES = ("web (gunicorn)", "workers (all)", "postgres backends", "redis-server", "stub", "load generator")
 
 
+SIZED = (
+    " (sized to the API's latency as docs/running.md advises: enough workers to hide it and no more, since each "
+    "process beyond that costs CPU per run)"
+)
+
+
 def e2e_section(results: dict[str, Any]) -> list[str]:
     e2e, c = results["e2e"], results["config"]
     cap = e2e["stub_capacity"]
@@ -139,7 +145,8 @@ def e2e_section(results: dict[str, Any]) -> list[str]:
         "## 2. End to end",
         "",
         f"{fmt(c['events'])} web enquiries per API latency, 4 steps each (contacts/create → jobs/create → "
-        f"jobs/constraints/create → jobs/scheduling), {c['workers']} workers. Workflows/s = runs succeeded ÷ "
+        f"jobs/constraints/create → jobs/scheduling), {workers_per_latency(scenarios, c['workers'])}"
+        f"{SIZED if len({s.get('workers') for s in scenarios}) > 1 else ''}. Workflows/s = runs succeeded ÷ "
         "(last run finished - first event received), from the ledger's timestamps; *drain* starts at the first "
         "step claimed instead.",
         "",
@@ -210,6 +217,15 @@ def e2e_section(results: dict[str, Any]) -> list[str]:
         ),
     ]
     return lines
+
+
+def workers_per_latency(scenarios: Sequence[dict[str, Any]], default: int) -> str:
+    """`24 workers`, or `4 workers at 0 ms and 24 at 50 ms` when the count was sized per API latency."""
+    counts = [(s["latency_ms"], s.get("workers", default)) for s in scenarios]
+    if len({count for _, count in counts}) <= 1:
+        return f"{counts[0][1] if counts else default} workers"
+    said = [f"{count} at {latency} ms" for latency, count in counts]
+    return f"{said[0].replace(' at', ' workers at', 1)}{''.join(', ' + x for x in said[1:-1])} and {said[-1]}"
 
 
 def _cpu_ms_per_workflow(cpu: dict[str, Any] | None, workflows: int | None, cores: int) -> float | None:

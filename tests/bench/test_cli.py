@@ -27,6 +27,21 @@ def test_make_bench_variables_become_the_config() -> None:
     assert args.in_snapshot is None
 
 
+def test_workers_are_sized_per_api_latency_unless_one_count_is_given() -> None:
+    config, _ = parse([])
+    assert (config.workers_at(0), config.workers_at(50), config.workers_at(200)) == (4, 24, 24)
+    config, _ = parse(["--workers", "12"])
+    assert (config.workers_at(0), config.workers_at(50)) == (12, 12)
+    config, _ = parse(["--workers", "0:2,50:16,8"])
+    assert (config.workers_at(0), config.workers_at(50), config.workers_at(200)) == (2, 16, 8)
+
+
+@pytest.mark.parametrize("workers", ["0:4", "0:4,8,9", "0:0,24", "x"])
+def test_a_worker_count_that_cannot_be_meant_is_refused(workers: str) -> None:
+    with pytest.raises(SystemExit):
+        parse(["--workers", workers])
+
+
 def test_quick_is_smaller_and_never_overwrites_the_docs() -> None:
     config, _ = parse(["--quick"])
     full = BenchConfig()

@@ -212,3 +212,11 @@ def test_one_worker_alone_is_shown_with_its_cpu_per_run() -> None:
 
 def test_a_run_without_the_lone_worker_says_how_it_was_skipped() -> None:
     assert "One worker alone was not measured in this run (`--serial-events 0`)." in report.render(results(), None)
+
+
+def test_workers_sized_per_latency_are_said_with_the_reason() -> None:
+    data = results()
+    data["e2e"]["scenarios"][0]["workers"], data["e2e"]["scenarios"][1]["workers"] = 4, 24
+    text = report.render(data, None)
+    assert "4 workers at 0 ms and 24 at 50 ms (sized to the API's latency" in text
+    assert "`flask --app app worker --processes N`, N = 4 workers at 0 ms and 24 at 50 ms" in text
