@@ -6,6 +6,8 @@ Creates (and drops) a private database and times each write both ways,
 alternating rounds so that drift in the machine's speed hits both alike:
 
 - `insert`: a webhook's event and the run it starts (once per accepted webhook);
+- `claim`: a run's first step: move the run, claim the attempt, read the run's
+  attempts and its event (once per run; the reads are the same both ways);
 - `advance`: a step's end when the next step follows at once: record it, move
   the run, claim the next step (three times in a 4-step run);
 - `record`: the last step's end: record it, finish the run (once per run).
@@ -69,6 +71,14 @@ def _ends_step(write: Callable[..., Any], nxt: Next) -> Way:
     return way
 
 
+def _claims(claim: Callable[..., ledger.Claim | None]) -> Way:
+    def way(db: Database, run_id: str) -> bool:
+        # A fresh event cache each time: a run's first claim always reads its event.
+        return claim(db, ledger.EventViews(), run_id, "contact", 1) is not None
+
+    return way
+
+
 def _insert_in_transaction(db: Database, rows: tuple[dict[str, Any], dict[str, Any]]) -> bool:
     ledger.insert_in_transaction(db, rows[0], [rows[1]])
     return True
@@ -113,13 +123,18 @@ def _event_and_run() -> tuple[dict[str, Any], dict[str, Any]]:
     return ledger.row_values(event), ledger.row_values(run)
 
 
-def _claimed(db: Database, count: int) -> list[ledger.Claim]:
-    """`count` stored runs, each with its first step ("contact") claimed."""
+def _stored(db: Database, count: int) -> list[str]:
+    """The ids of `count` stored runs waiting for their first step ("contact")."""
     rows = [_event_and_run() for _ in range(count)]
     for event, run in rows:
         ledger.insert_in_transaction(db, event, [run])
+    return [run["id"] for _, run in rows]
+
+
+def _claimed(db: Database, count: int) -> list[ledger.Claim]:
+    """`count` stored runs, each with its first step ("contact") claimed."""
     views = ledger.EventViews()
-    claims = [ledger.claim(db, views, run["id"], "contact", 1) for _, run in rows]
+    claims = [ledger.claim(db, views, run_id, "contact", 1) for run_id in _stored(db, count)]
     return [claimed for claimed in claims if claimed is not None]
 
 
@@ -130,6 +145,13 @@ def _new_rows(db: Database, count: int) -> list[tuple[dict[str, Any], dict[str, 
 # What each write is done to (made before the clock starts), and its two ways.
 OPERATIONS: dict[str, tuple[Callable[[Database, int], list[Any]], dict[str, Way]]] = {
     "insert": (_new_rows, {"transaction": _insert_in_transaction, "one statement": _insert_in_one_statement}),
+    "claim": (
+        _stored,
+        {
+            "transaction": _claims(ledger.claim_in_transaction),
+            "one statement": _claims(ledger.claim_in_one_statement),
+        },
+    ),
     "advance": (
         _claimed,
         {
@@ -211,8 +233,8 @@ def report(table: list[str], runs: int, server: str, measured: str) -> str:
             "",
             "*Transaction* is engine.ledger's portable path (BEGIN, one statement per row, COMMIT), which "
             "SQLite takes; *one statement* is engine.ledger_pg's data-modifying WITH in autocommit, which "
-            "PostgreSQL takes. A 4-step run costs one insert (in the web process), three advances and one "
-            "record (in the worker).",
+            "PostgreSQL takes. A 4-step run costs one insert (in the web process), one claim, three advances "
+            "and one record (in the worker).",
             "",
             *table,
             "",

@@ -20,8 +20,9 @@ for rows we touch once; see docs/benchmarks.md):
   transaction, when the worker goes straight on to that step (engine.runner);
   the history is then carried over in memory instead of read back.
 
-On PostgreSQL, record and advance are one statement each instead
-(engine.ledger_pg): same rows, same conditions, one round trip.
+On PostgreSQL, insert_event, claim, advance and record each write in one
+statement instead (engine.ledger_pg): same rows, same conditions, one round
+trip; claim's two reads follow it.
 
 The statements are built once, at import, with bind parameters: building
 and hashing a SQLAlchemy statement per call cost more CPU than running it.
@@ -76,6 +77,7 @@ _CLAIM_RUN = (
         Run.started_at,
     )
 )
+_CLAIM_IN_ONE_STATEMENT = ledger_pg.claiming(_CLAIM_RUN)
 _INSERT_EVENT = insert(Event)
 _INSERT_RUN = insert(Run)
 _CLAIM_ATTEMPT = insert(StepAttempt).returning(StepAttempt.id)
@@ -240,6 +242,13 @@ def row_values(obj: Event | Run) -> dict[str, Any]:
 
 def claim(db: Database, events: EventViews, run_id: str, step_id: str, attempt: int) -> Claim | None:
     """Claim this attempt of this step, or None when the job is stale, a duplicate, or its lane is busy."""
+    if db.is_postgresql:
+        return claim_in_one_statement(db, events, run_id, step_id, attempt)
+    return claim_in_transaction(db, events, run_id, step_id, attempt)
+
+
+def claim_in_transaction(db: Database, events: EventViews, run_id: str, step_id: str, attempt: int) -> Claim | None:
+    """claim as a transaction: the portable path, taken on SQLite (see engine.ledger_pg)."""
     now = store.utcnow()
     try:
         with db.engine.begin() as conn:
@@ -260,11 +269,32 @@ def claim(db: Database, events: EventViews, run_id: str, step_id: str, attempt: 
                     "reconciled": False,
                 },
             ).scalar_one()
-            history = _history(conn, run_id)
-            event = events.get(conn, row.event_id)
+            return _claimed(conn, events, row, step_id, attempt, attempt_id)
     except IntegrityError:  # another delivery of this job claimed the attempt first
         return None
-    return Claim(_claimed_run(row), step_id, attempt, attempt_id, event, history)
+
+
+def claim_in_one_statement(db: Database, events: EventViews, run_id: str, step_id: str, attempt: int) -> Claim | None:
+    """claim on PostgreSQL: the run's move and the attempt's row in one statement, then the reads.
+
+    The reads come after that statement has committed, outside any transaction: the attempt is
+    this job's from then on, the run's earlier attempts no longer change, and events never do.
+    """
+    params = {"p_run": run_id, "p_step": step_id, "p_attempt": attempt, "p_now": store.utcnow()}
+    try:
+        with db.autocommit.connect() as conn:
+            row = conn.execute(_CLAIM_IN_ONE_STATEMENT, params).first()
+            if row is None:
+                return None
+            return _claimed(conn, events, row, step_id, attempt, row.attempt_id)
+    except IntegrityError:  # another delivery of this job claimed the attempt first
+        return None
+
+
+def _claimed(conn: Connection, events: EventViews, row: Any, step_id: str, attempt: int, attempt_id: int) -> Claim:
+    """The claim of a run moved by `row`: with the run's attempts so far and its event."""
+    history = _history(conn, row.id)
+    return Claim(_claimed_run(row), step_id, attempt, attempt_id, events.get(conn, row.event_id), history)
 
 
 def _claimed_run(row: Any) -> ClaimedRun:

@@ -1,21 +1,22 @@
-"""The step's record-and-move writes as one statement each, on PostgreSQL.
+"""The ledger's hot writes as one statement each, on PostgreSQL.
 
-engine.ledger writes a step's end as a transaction of two or three
-statements: BEGIN, record the attempt, move the run, (claim the next step),
-COMMIT. Each is a round trip and, through SQLAlchemy, ~0.1-0.2 ms of client
-CPU. PostgreSQL runs data-modifying statements inside WITH, all in one
-snapshot and all or nothing, so here the same writes are one statement sent
-in autocommit mode: one round trip. `make bench-writes` times both ways
-(docs/benchmarks-writes.md): a step's end went from ~0.7 to ~0.37 ms of
-client CPU and from ~0.46 to ~0.26 ms of server CPU; a 4-step run makes
+engine.ledger writes a webhook's event and run, a step's claim and a step's
+end as transactions of two or three statements between BEGIN and COMMIT.
+Each is a round trip (and, on a busy machine, a context switch on both
+sides) and, through SQLAlchemy, ~0.1-0.2 ms of client CPU. PostgreSQL runs
+data-modifying statements inside WITH, all in one snapshot and all or
+nothing, so here the same writes are one statement sent in autocommit mode:
+one round trip. `make bench-writes` times both ways per operation
+(docs/benchmarks-writes.md); a 4-step run makes one insert, one claim,
 three advances and one record.
 
 The semantics are the transaction's, row for row: the attempt is always
 recorded; the run moves only if it is still on this attempt (a cancel that
 came in meanwhile stands); the next attempt is inserted only if the run moved
 (PostgreSQL runs every data-modifying WITH clause to completion whether or
-not the statement reads it). SQLite has no data-modifying WITH, so it keeps
-the transaction; tests/engine/test_store.py runs both on both databases.
+not the statement reads it); a duplicate claim fails on the attempt's unique
+key and leaves the run as it was. SQLite has no data-modifying WITH, so it
+keeps the transactions; tests/engine/test_store.py runs both on both databases.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Executable, Table, bindparam, insert, literal, select, update
+from sqlalchemy import BindParameter, Executable, Select, Table, Update, bindparam, insert, literal, select, update
 
 from engine import store
 from engine.conductor import AttemptStatus, Next, RunStatus
@@ -87,6 +88,35 @@ _ADVANCE = (
     .returning(StepAttempt.id)
 )
 _RECORD = _MOVE.add_cte(_RECORDED)
+
+
+def claiming(claim_run: Update) -> Select[Any]:
+    """engine.ledger's `claim_run` (UPDATE runs ... RETURNING) and the attempt's INSERT as one statement.
+
+    Its row is claim_run's, plus `attempt_id`; there is none when the run was not waiting for
+    this attempt. A duplicate delivery fails on the attempt's unique key and, the statement being
+    all or nothing, leaves the run as it was, as the transaction does.
+    """
+    run = claim_run.cte("claimed_run")
+    attempt = (
+        insert(StepAttempt)
+        .from_select(
+            ["run_id", "step_id", "step_index", "attempt", "started_at", "status", "outcome_unknown", "reconciled"],
+            select(
+                run.c.id,
+                bindparam("p_step", type_=StepAttempt.step_id.type),
+                run.c.step_index,
+                bindparam("p_attempt", type_=StepAttempt.attempt.type),
+                bindparam("p_now", type_=StepAttempt.started_at.type),
+                literal(AttemptStatus.STARTED.value),
+                literal(False),
+                literal(False),
+            ),
+        )
+        .returning(StepAttempt.id.label("attempt_id"))
+        .cte("claimed_attempt")
+    )
+    return select(run, attempt.c.attempt_id).select_from(run.join(attempt, literal(True)))
 
 
 def advance(

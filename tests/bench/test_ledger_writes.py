@@ -11,7 +11,9 @@ def test_every_write_is_timed_both_ways_and_lands_in_the_ledger(empty_postgres_u
     table = ledger_writes.run(empty_postgres_url, runs=3, rounds=1)
     rows = [line.split(" | ") for line in table[2:]]
     assert [(row[0].lstrip("| "), row[1]) for row in rows] == [
-        (operation, way) for operation in ("insert", "advance", "record") for way in ("transaction", "one statement")
+        (operation, way)
+        for operation in ("insert", "claim", "advance", "record")
+        for way in ("transaction", "one statement")
     ]
     assert all(float(value.rstrip(" |")) > 0 for row in rows for value in (row[2], row[4]))  # client CPU, wall
     engine = sa.create_engine(empty_postgres_url)
@@ -19,6 +21,7 @@ def test_every_write_is_timed_both_ways_and_lands_in_the_ledger(empty_postgres_u
         statuses = dict(conn.execute(sa.text("SELECT status, count(*) FROM runs GROUP BY status")).all())
         attempts = dict(conn.execute(sa.text("SELECT status, count(*) FROM step_attempts GROUP BY status")).all())
     engine.dispose()
-    # 2 rounds (one warm-up) x 2 ways x 3 writes: inserted runs wait, advanced ones run their next step, recorded end.
-    assert statuses == {"queued": 12, "running": 12, "succeeded": 12}
-    assert attempts == {"succeeded": 24, "started": 12}
+    # 2 rounds (one warm-up) x 2 ways x 3 writes: inserted runs wait, claimed ones run their first step, advanced
+    # ones their second, recorded ones ended.
+    assert statuses == {"queued": 12, "running": 24, "succeeded": 12}
+    assert attempts == {"succeeded": 24, "started": 24}

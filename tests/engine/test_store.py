@@ -311,6 +311,20 @@ class TestOneStatementOnPostgresql:
         yield database, sent
         database.dispose()
 
+    def test_a_claim_is_one_statement_then_its_two_reads(self, statements: tuple[Database, list[str]]) -> None:
+        db, sent = statements
+        event = make_event()
+        run = make_run(event)
+        ledger.insert_event(db, event, [run])
+        sent.clear()
+        claimed = claim(db, run)
+        assert claimed is not None and claimed.event["data"] == event.data
+        assert [statement.split(None, 3)[:3] for statement in sent] == [
+            ["WITH", "claimed_run", "AS"],
+            ["SELECT", "step_attempts.step_id,", "step_attempts.step_index,"],  # the run's attempts so far
+            ["SELECT", "events.id,", "events.dedupe_key,"],  # its event (not yet cached in this process)
+        ]
+
     def test_advance_is_one_statement(self, statements: tuple[Database, list[str]]) -> None:
         db, sent = statements
         claimed = claimed_run(db)
