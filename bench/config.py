@@ -32,9 +32,9 @@ class BenchConfig:
     events: int = 2000
     # Step workers in one pool, sized per API latency as docs/running.md advises: enough to hide the latency,
     # no more, since every process beyond that costs CPU per run (the CPU caches and context switches of many
-    # processes on 2 cores). At 50 ms per call a run holds its worker ~220 ms: 16 capped it near 70 runs/s with
-    # the machine 80% busy, 24 keep it CPU-bound. At 0 ms there is no latency to hide: 2 per core did 89 wf/s
-    # at 12.6 ms of worker CPU per run, against 77 with 8 workers (15.9 ms) and ~60 with 24 (~20 ms).
+    # processes on 2 cores). At 50 ms per call a run holds its worker ~220 ms: quick runs with 16 / 20 / 24 / 32
+    # workers did 54 / 57 / 58 / 56 wf/s. At 0 ms there is no latency to hide: 2 per core did 89 wf/s at
+    # 12.6 ms of worker CPU per run, against 77 with 8 workers (15.9 ms) and ~60 with 24 (~20 ms).
     workers: int = 24
     workers_by_latency: tuple[tuple[int, int], ...] = ((0, 4),)  # (API latency ms, workers) exceptions
     latencies_ms: tuple[int, ...] = (0, 50)
