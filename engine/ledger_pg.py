@@ -25,7 +25,19 @@ import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Executable, Select, Table, Update, bindparam, insert, literal, select, update
+from sqlalchemy import (
+    BindParameter,
+    Executable,
+    Insert,
+    Select,
+    Table,
+    Update,
+    bindparam,
+    insert,
+    literal,
+    select,
+    update,
+)
 
 from engine import store
 from engine.conductor import AttemptStatus, Next, RunStatus
@@ -71,22 +83,18 @@ _MOVE = (
     .values(_binds("r_", Run.__table__, store.RUN_STATE_COLUMNS))
 )
 _MOVED = _MOVE.returning(Run.id).cte("moved")
-_NEXT = _binds("n_", StepAttempt.__table__, ("step_id", "step_index", "attempt", "started_at"))
-_ADVANCE = (
-    insert(StepAttempt)
-    .from_select(
+
+
+def _started_attempt(run_id: Any, step_id: Any, step_index: Any, attempt: Any, started_at: Any) -> Insert:
+    """The INSERT of a claimed (`started`) attempt, its values selected from a WITH clause's row."""
+    return insert(StepAttempt).from_select(
         ["run_id", "step_id", "step_index", "attempt", "started_at", "status", "outcome_unknown", "reconciled"],
-        select(
-            _MOVED.c.id,
-            *_NEXT.values(),
-            literal(AttemptStatus.STARTED.value),
-            literal(False),
-            literal(False),
-        ),
+        select(run_id, step_id, step_index, attempt, started_at, literal(AttemptStatus.STARTED.value), False, False),
     )
-    .add_cte(_RECORDED)
-    .returning(StepAttempt.id)
-)
+
+
+_NEXT = _binds("n_", StepAttempt.__table__, ("step_id", "step_index", "attempt", "started_at"))
+_ADVANCE = _started_attempt(_MOVED.c.id, *_NEXT.values()).add_cte(_RECORDED).returning(StepAttempt.id)
 _RECORD = _MOVE.add_cte(_RECORDED)
 
 
@@ -99,19 +107,12 @@ def claiming(claim_run: Update) -> Select[Any]:
     """
     run = claim_run.cte("claimed_run")
     attempt = (
-        insert(StepAttempt)
-        .from_select(
-            ["run_id", "step_id", "step_index", "attempt", "started_at", "status", "outcome_unknown", "reconciled"],
-            select(
-                run.c.id,
-                bindparam("p_step", type_=StepAttempt.step_id.type),
-                run.c.step_index,
-                bindparam("p_attempt", type_=StepAttempt.attempt.type),
-                bindparam("p_now", type_=StepAttempt.started_at.type),
-                literal(AttemptStatus.STARTED.value),
-                literal(False),
-                literal(False),
-            ),
+        _started_attempt(
+            run.c.id,
+            bindparam("p_step", type_=StepAttempt.step_id.type),
+            run.c.step_index,
+            bindparam("p_attempt", type_=StepAttempt.attempt.type),
+            bindparam("p_now", type_=StepAttempt.started_at.type),
         )
         .returning(StepAttempt.id.label("attempt_id"))
         .cte("claimed_attempt")
