@@ -39,14 +39,14 @@ from engine.http import CallLog
 from engine.invoke import AttemptResult
 from engine.migrate import upgrade
 from engine.models import Event, Run
-from engine.runner import _outcome
+from engine.runner import outcome_row
 from schemas.settings import PROJECT_ROOT
 
 ROUNDS = 6
 ADVANCE = Next(RunStatus.RUNNING, "job", 1, 1, 1)
 FINISH = Next(RunStatus.SUCCEEDED, None, 1, 1, 1)
 # What the runner writes for a successful create: the input it sent, the API's answer, one logged call.
-OUTCOME = _outcome(
+OUTCOME = outcome_row(
     AttemptResult(
         AttemptStatus.SUCCEEDED,
         input={"firstName": "Jane", "lastName": "Doe", "email": "jane@example.com", "customerId": 4711},

@@ -145,8 +145,8 @@ def e2e_section(results: dict[str, Any]) -> list[str]:
         "## 2. End to end",
         "",
         f"{fmt(c['events'])} web enquiries per API latency, 4 steps each (contacts/create → jobs/create → "
-        f"jobs/constraints/create → jobs/scheduling), {workers_per_latency(scenarios, c['workers'])}"
-        f"{SIZED if len({s.get('workers') for s in scenarios}) > 1 else ''}. Workflows/s = runs succeeded ÷ "
+        f"jobs/constraints/create → jobs/scheduling), {workers_per_latency(scenarios, c['workers'], why=True)}. "
+        "Workflows/s = runs succeeded ÷ "
         "(last run finished - first event received), from the ledger's timestamps; *drain* starts at the first "
         "step claimed instead.",
         "",
@@ -219,13 +219,14 @@ def e2e_section(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def workers_per_latency(scenarios: Sequence[dict[str, Any]], default: int) -> str:
-    """`24 workers`, or `4 workers at 0 ms and 24 at 50 ms` when the count was sized per API latency."""
+def workers_per_latency(scenarios: Sequence[dict[str, Any]], default: int, why: bool = False) -> str:
+    """`24 workers`, or `4 workers at 0 ms and 24 at 50 ms` (and, with `why`, the reason) when sized per latency."""
     counts = [(s["latency_ms"], s.get("workers", default)) for s in scenarios]
     if len({count for _, count in counts}) <= 1:
         return f"{counts[0][1] if counts else default} workers"
-    said = [f"{count} at {latency} ms" for latency, count in counts]
-    return f"{said[0].replace(' at', ' workers at', 1)}{''.join(', ' + x for x in said[1:-1])} and {said[-1]}"
+    (first_latency, first), *rest = counts
+    said = [f"{first} workers at {first_latency} ms", *(f"{count} at {latency} ms" for latency, count in rest)]
+    return f"{', '.join(said[:-1])} and {said[-1]}{SIZED if why else ''}"
 
 
 def _cpu_ms_per_workflow(cpu: dict[str, Any] | None, workflows: int | None, cores: int) -> float | None:
@@ -307,8 +308,8 @@ def serial_section(serial: dict[str, Any] | None) -> list[str]:
         "",
         f"{fmt(serial['events'])} web enquiries run by a single worker at 0 ms API latency, after the same "
         "warm-up. They are posted several times faster than one worker runs them, so most runs have the CPU to "
-        "themselves: the overhead here is the engine's own work, while in the 24-worker scenarios above, at "
-        "0 ms, most of it is waiting for one of the 2 cores. CPU is per run, its webhook's insert included.",
+        "themselves: the overhead here is the engine's own work, while in the scenarios above, where several "
+        "workers share the 2 cores, part of it is waiting for a CPU. CPU is per run, its webhook's insert included.",
         "",
         *table(
             [

@@ -44,7 +44,7 @@ from engine.conductor import AttemptStatus, Next, RunStatus
 from engine.db import Database
 from engine.models import Event, Run, StepAttempt
 
-# The attempt's columns an outcome sets (engine.runner._outcome); a move sets store.RUN_STATE_COLUMNS.
+# The attempt's columns an outcome sets (engine.runner.outcome_row); a move sets store.RUN_STATE_COLUMNS.
 OUTCOME_COLUMNS = (
     "status",
     "input",

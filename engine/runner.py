@@ -178,7 +178,7 @@ class StepExecution:
         claimed, services = self.claimed, self.services
         seconds = time.perf_counter() - started
         nxt = ledger.numbered(self._next(spec, claimed.run, result), claimed.history)
-        outcome = _outcome(result, self.calls, seconds)
+        outcome = outcome_row(result, self.calls, seconds)
         if may_go_on and self.chain.goes_on(claimed.step_id, nxt):
             following = while_the_database_is_away(
                 services, "recording a step", lambda: ledger.advance(services.db, claimed, outcome, nxt)
@@ -263,8 +263,8 @@ def template_context(spec: WorkflowSpec, claimed: ledger.Claim) -> dict[str, Any
     }
 
 
-def _outcome(result: AttemptResult, calls: CallLog, seconds: float) -> dict[str, Any]:
-    """The attempt row's columns for how it ended."""
+def outcome_row(result: AttemptResult, calls: CallLog, seconds: float) -> dict[str, Any]:
+    """The attempt row's columns for how it ended (engine.ledger_pg binds each of them by name)."""
     error, deferred = result.error, result.deferred
     message = error.message if error else (f"deferred: {deferred.reason}" if deferred else None)
     return {

@@ -17,7 +17,7 @@ from engine.db import Database
 from engine.http import CallLog
 from engine.invoke import AttemptResult
 from engine.models import Base, Event, Run, StepAttempt
-from engine.runner import _outcome
+from engine.runner import outcome_row
 
 
 @pytest.fixture
@@ -156,7 +156,9 @@ def claim(db: Database, run: Run, step: str = "contact", attempt: int = 1) -> le
 
 
 # An attempt's outcome exactly as the step runner writes it.
-OUTCOME = _outcome(AttemptResult(AttemptStatus.SUCCEEDED, input={"name": "Jane"}, output={"id": 7}), CallLog(), 0.0015)
+OUTCOME = outcome_row(
+    AttemptResult(AttemptStatus.SUCCEEDED, input={"name": "Jane"}, output={"id": 7}), CallLog(), 0.0015
+)
 
 
 class TestClaims:
