@@ -27,15 +27,22 @@ from engine.worker import PooledStepWorker, run_pool, run_worker
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Step workers to fork (RQ's WorkerPool); each runs one step at a time.",
+    help="Processes to fork (RQ's WorkerPool), each with --threads step workers.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1, max=64),
+    default=1,
+    show_default=True,
+    help="Step workers per process, one per thread; each runs one step at a time.",
 )
 @with_appcontext
-def worker(burst: bool, no_reconciler: bool, processes: int) -> None:
+def worker(burst: bool, no_reconciler: bool, processes: int, threads: int) -> None:
     """Run step jobs (and delayed retries) until stopped."""
     if processes == 1:
-        run_worker(current_services(), burst=burst, reconciler=not no_reconciler)
+        run_worker(current_services(), threads=threads, burst=burst, reconciler=not no_reconciler)
     else:
-        run_pool(current_services(), processes, burst=burst, reconciler=not no_reconciler)
+        run_pool(current_services(), processes, threads=threads, burst=burst, reconciler=not no_reconciler)
 
 
 def _app_from_environment() -> Flask:

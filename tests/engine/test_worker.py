@@ -45,10 +45,10 @@ def deployment(tmp_path: Path) -> tuple[str, Path]:
     return database, workflows
 
 
-def start_worker(database: str, workflows: Path, redis_url: str) -> subprocess.Popen[str]:
+def start_worker(database: str, workflows: Path, redis_url: str, *options: str) -> subprocess.Popen[str]:
     env = {**os.environ, "DATABASE_URL": database, "REDIS_URL": redis_url, "WORKFLOWS_DIR": str(workflows), **SECRETS}
     return subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "app", "worker"],
+        [sys.executable, "-m", "flask", "--app", "app", "worker", *options],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -85,11 +85,12 @@ def submit_and_wait(database: str, workflows: Path, redis_url: str, submission: 
         services.close()
 
 
+@pytest.mark.parametrize("options", [pytest.param([], id="one-worker"), pytest.param(["--threads", "3"], id="threads")])
 def test_the_worker_keeps_working_through_a_redis_restart_and_stops_on_sigterm(
-    deployment: tuple[str, Path], private_redis: EmbeddedRedis
+    options: list[str], deployment: tuple[str, Path], private_redis: EmbeddedRedis
 ) -> None:
     database, workflows = deployment
-    worker = start_worker(database, workflows, private_redis.url)
+    worker = start_worker(database, workflows, private_redis.url, *options)
     try:
         assert submit_and_wait(database, workflows, private_redis.url, "before"), "no run completed at all"
         # When Redis goes away and comes back empty on the same port
@@ -118,6 +119,17 @@ def start_pool(argv: list[str], database: str, workflows: Path, redis_url: str) 
     return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def registered_workers(redis_url: str) -> int:
+    from redis import Redis
+    from rq import Worker
+
+    connection = Redis.from_url(redis_url)
+    try:
+        return Worker.count(connection=connection)
+    finally:
+        connection.close()
+
+
 def registered_worker_pids(redis_url: str) -> set[int]:
     from redis import Redis
     from rq import Worker
@@ -129,26 +141,32 @@ def registered_worker_pids(redis_url: str) -> set[int]:
         connection.close()
 
 
+FLASK_WORKER = [sys.executable, "-m", "flask", "--app", "app", "worker"]
+
+
 @pytest.mark.parametrize(
-    "command",
+    ("command", "workers"),
     [
-        pytest.param([sys.executable, "-m", "flask", "--app", "app", "worker", "--processes", "2"], id="flask-worker"),
+        pytest.param([*FLASK_WORKER, "--processes", "2"], 2, id="flask-worker"),
+        pytest.param([*FLASK_WORKER, "--processes", "2", "--threads", "3"], 6, id="flask-worker-threads"),
         pytest.param(
             [sys.executable, "-m", "rq.cli", "worker-pool", "hookflow", "-w", "commands.worker.PoolWorker", "-n", "2"],
+            2,
             id="rq-worker-pool",
         ),
     ],
 )
 def test_a_pool_of_step_workers_runs_runs_in_separate_processes_and_stops_on_sigterm(
-    command: list[str], deployment: tuple[str, Path], private_redis: EmbeddedRedis
+    command: list[str], workers: int, deployment: tuple[str, Path], private_redis: EmbeddedRedis
 ) -> None:
     database, workflows = deployment
     if "rq.cli" in command:
         command = [*command, "--url", private_redis.url]
     pool = start_pool(command, database, workflows, private_redis.url)
     try:
-        # Two step workers register, each in a process of its own (not the pool's)
-        assert wait_for(lambda: len(registered_worker_pids(private_redis.url)) == 2, 60), "the pool did not start"
+        # Its step workers register, in two processes of their own (not the pool's)
+        assert wait_for(lambda: registered_workers(private_redis.url) == workers, 60), "the pool did not start"
+        assert len(registered_worker_pids(private_redis.url)) == 2
         assert pool.pid not in registered_worker_pids(private_redis.url)
         # They run work inside the app (the step job finds its services) ...
         for submission in ("one", "two", "three"):
