@@ -16,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench import snapshot
-from bench.config import BenchConfig, quick
+from bench.config import BenchConfig, Pool, quick
 from bench.infra import BenchSetupError
 from bench.orchestrator import render_saved, run
 from schemas.settings import PROJECT_ROOT
@@ -26,24 +26,30 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",") if part.strip())
 
 
-def _workers(text: str) -> tuple[int, tuple[tuple[int, int], ...]]:
-    """`24`, or per API latency: `0:4,24` (4 workers at 0 ms, 24 at every other latency)."""
+def _pool(text: str) -> Pool:
+    """`4` (processes of one step worker each) or `4x8` (4 processes of 8 threads)."""
+    processes, sep, threads = text.partition("x")
+    return Pool(int(processes), int(threads)) if sep else Pool(int(processes))
+
+
+def _workers(text: str) -> tuple[Pool, tuple[tuple[int, Pool], ...]]:
+    """`24` or `4x8`, or per API latency: `0:4,4x8` (4 processes at 0 ms, 4 of 8 threads at every other latency)."""
     default, exceptions = None, []
     for part in text.split(","):
-        latency, sep, count = part.partition(":")
+        latency, sep, pool = part.partition(":")
         if sep:
-            exceptions.append((int(latency), int(count)))
+            exceptions.append((int(latency), _pool(pool)))
         elif default is None:
-            default = int(part)
+            default = _pool(part)
         else:
             raise argparse.ArgumentTypeError(f"{text!r}: give one plain count, for the other latencies")
     if default is None:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a plain count for the other latencies, e.g. 0:4,24")
+        raise argparse.ArgumentTypeError(f"{text!r}: give a plain count for the other latencies, e.g. 0:4,4x8")
     return default, tuple(exceptions)
 
 
 def _shown_workers(config: BenchConfig) -> str:
-    return ",".join([*(f"{latency}:{count}" for latency, count in config.workers_by_latency), str(config.workers)])
+    return ",".join([*(f"{latency}:{pool}" for latency, pool in config.workers_by_latency), str(config.workers)])
 
 
 def _parser(defaults: BenchConfig) -> argparse.ArgumentParser:
@@ -64,7 +70,8 @@ def _parser(defaults: BenchConfig) -> argparse.ArgumentParser:
         "--workers",
         type=_workers,
         default=(defaults.workers, defaults.workers_by_latency),
-        help=f"flask worker processes, or per API latency as LATENCY:N,...,N (default {_shown_workers(defaults)})",
+        help="flask worker processes N or processes x threads NxT, or per API latency as LATENCY:N,...,N "
+        f"(default {_shown_workers(defaults)})",
     )
     add("--latencies", type=_ints, default=defaults.latencies_ms, help="stub latencies in ms, e.g. 0,50")
     add("--preload", action="store_true", help="post every event before the workers start")
@@ -85,7 +92,7 @@ def parse(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
     args = parser.parse_args(argv)
     workers, workers_by_latency = args.workers
     if (
-        min([workers, *(count for _, count in workers_by_latency)]) < 1
+        min(n for pool in [workers, *(pool for _, pool in workers_by_latency)] for n in pool) < 1
         or args.events < 1
         or args.rate <= 0
         or args.duration <= 0

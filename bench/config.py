@@ -9,8 +9,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from schemas.settings import PROJECT_ROOT
+
+
+class Pool(NamedTuple):
+    """The step workers of one `flask worker`: `processes` forked, each running `threads` of them."""
+
+    processes: int
+    threads: int = 1
+
+    @property
+    def workers(self) -> int:
+        return self.processes * self.threads
+
+    def __str__(self) -> str:
+        return str(self.processes) if self.threads == 1 else f"{self.processes}x{self.threads}"
+
+
+THREADED_POOL = Pool(4, 8)
+PROCESS_POOL = Pool(4)
 
 
 @dataclass(frozen=True)
@@ -31,12 +50,13 @@ class BenchConfig:
     # 2. End to end
     events: int = 2000
     # Step workers in one pool, sized per API latency as docs/running.md advises: enough to hide the latency,
-    # no more, since every process beyond that costs CPU per run (the CPU caches and context switches of many
-    # processes on 2 cores). At 50 ms per call a run holds its worker ~220 ms: quick runs with 16 / 20 / 24 / 32
-    # workers did 54 / 57 / 58 / 56 wf/s. At 0 ms there is no latency to hide: 2 per core did 89 wf/s at
-    # 12.6 ms of worker CPU per run, against 77 with 8 workers (15.9 ms) and ~60 with 24 (~20 ms).
-    workers: int = 24
-    workers_by_latency: tuple[tuple[int, int], ...] = ((0, 4),)  # (API latency ms, workers) exceptions
+    # in threads rather than processes, since every process beyond a few costs CPU per run (the CPU caches and
+    # context switches of many processes on 2 cores). At 0 ms there is no latency to hide: 2 processes per core
+    # did 89 wf/s at 12.6 ms of worker CPU per run, against 77 with 8 (15.9 ms) and ~60 with 24 (~20 ms). At
+    # 50 ms a run holds its worker ~220 ms: 24 processes did 58 wf/s at ~20 ms per run, 4 processes of 8 threads
+    # 90 wf/s at 11.3 ms (quick runs; docs/running.md has the sweeps).
+    workers: Pool = THREADED_POOL
+    workers_by_latency: tuple[tuple[int, Pool], ...] = ((0, PROCESS_POOL),)  # (API latency ms, pool) exceptions
     latencies_ms: tuple[int, ...] = (0, 50)
     preload: bool = False  # load every event before the workers start, instead of while they run
     # Runs sent, and finished, before the measured ones (not with --preload), then wiped from the ledger and
@@ -64,7 +84,7 @@ class BenchConfig:
     save_baseline: bool = False
     command: str = "make bench"
 
-    def workers_at(self, latency_ms: int) -> int:
+    def workers_at(self, latency_ms: int) -> Pool:
         """The step workers a scenario at this API latency runs with."""
         return dict(self.workers_by_latency).get(latency_ms, self.workers)
 

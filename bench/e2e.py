@@ -22,7 +22,7 @@ import httpx
 from redis import Redis
 
 from bench import infra, ledger, profiling
-from bench.config import BenchConfig
+from bench.config import BenchConfig, Pool
 from bench.infra import BenchSetupError, Ledger
 from bench.ingest import enquiry_bodies, web_memory, webform_target
 from bench.loadgen import Target, closed_loop
@@ -147,8 +147,8 @@ class Scenario:
                 workers.append(self.stack.workers(f"{tag}-workers", config.workers_at(latency_ms), env, self.redis))
             finished, statuses = _wait_for_runs(self.db, load.tally.statuses.get(202, 0), config.e2e_timeout)
         profile = profiling.stop_all(self.stack.supervisor, recordings) if recordings else None
-        (pool,) = workers  # started before the load, or after it with --preload
-        memory = {"web": web_memory(web), **pool.memory()}
+        (started,) = workers  # started before the load, or after it with --preload
+        memory = {"web": web_memory(web), **started.memory()}
         self.stack.supervisor.stop(*[pool.pool for pool in workers], web.child)
         return self._results(latency_ms, events, load.as_dict(), finished, statuses, meter.result, memory, profile)
 
@@ -184,6 +184,7 @@ class Scenario:
         memory: dict[str, Any],
         profile: dict[str, Any] | None,
     ) -> dict[str, Any]:
+        pool = self.config.workers_at(latency_ms)
         engine = self.db.engine()
         try:
             attempts = ledger.load_attempts(engine)
@@ -209,12 +210,14 @@ class Scenario:
         return {
             "latency_ms": latency_ms,
             "events": events,
-            "workers": self.config.workers_at(latency_ms),
+            "workers": pool.workers,
+            "processes": pool.processes,
+            "threads": pool.threads,
             "preload": self.config.preload,
             "finished": finished,
             "run_statuses": statuses,
             "load": load,
-            **throughput(window, succeeded, len(attempts), self.config.workers_at(latency_ms)),
+            **throughput(window, succeeded, len(attempts), pool.workers),
             "overhead_ms": ledger.overhead_report(attempts),
             "stub_requests": counts["requests"],
             "verify": checks,
@@ -241,7 +244,7 @@ def run_e2e(config: BenchConfig, stack: Stack, db: Ledger, redis: Redis, run_dir
         if config.serial_events:
             # Warmed up like the others; the events are posted ~7x faster than one worker runs them, so most
             # runs have the CPU to themselves. (--preload would count the worker's start-up in its CPU.)
-            alone = replace(config, workers=1, workers_by_latency=())
+            alone = replace(config, workers=Pool(1), workers_by_latency=())
             results["serial"] = Scenario(alone, stack, db, redis, control).run(0, config.serial_events, stub_child.pid)
         if config.profile:
             results["profiled"] = scenario.run(0, config.profile_events, stub_child.pid, profile_dir=run_dir)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from redis import Redis
 
 from bench import infra, naive
-from bench.config import BenchConfig
+from bench.config import BenchConfig, Pool
 from bench.infra import BenchSetupError
 from bench.ingest import enquiry_bodies, webform_target
 from bench.loadgen import Target, closed_loop
@@ -88,8 +88,10 @@ def _scenario(
     web = stack.web(f"{tag}-web", env, app="bench.naive:app")
     workers: Workers | None = None
     try:
-        argv = worker_argv(config.workers_at(latency_ms), config.e2e_redis_url)
-        workers = stack.workers(f"{tag}-workers", config.workers_at(latency_ms), env, redis, argv=argv)
+        # As many step workers as Hookflow's pool, each a process: RQ has no threaded worker.
+        pool = Pool(config.workers_at(latency_ms).workers)
+        argv = worker_argv(pool.processes, config.e2e_redis_url)
+        workers = stack.workers(f"{tag}-workers", pool, env, redis, argv=argv)
         return _measure(config, web, workers, redis, stub, stub_pid, latency_ms, tag)
     finally:
         stack.supervisor.stop(*([workers.pool] if workers else []), web.child)
@@ -133,7 +135,7 @@ def _measure(
     return {
         "latency_ms": latency_ms,
         "events": config.events,
-        "workers": config.workers_at(latency_ms),
+        "workers": config.workers_at(latency_ms).workers,
         "load": load,
         "finished": finished,
         "window_s": round(window, 3),

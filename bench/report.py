@@ -165,8 +165,8 @@ def _commands_section(results: dict[str, Any]) -> list[str]:
         "while the bench runs change nothing; logs, results.json and profiles go to bench-results/<date-time>/.",
         f"- Web (from the Procfile, bound to loopback on a free port): `{web}`",
         f"- Bare endpoint, same settings: `{bare}`",
-        f"- Workers: `flask --app app worker --processes N`, N = {pools} (the Procfile's worker line as one pool "
-        "of step workers; RQ's WorkerPool forks them).",
+        f"- Workers: `flask --app app worker --processes N [--threads T]`: {pools} (the Procfile's worker line as "
+        "one pool of step workers; RQ's WorkerPool forks the processes, each runs T workers in threads).",
         f"- API stub: `{stub}` (bench/stub.py: one asyncio process, same paths and response shapes as BigChange).",
         f"- Ledger: {c['db']} (a private database created and dropped by the bench); Redis "
         f"{c['ingest_redis_url']} (ingest) and {c['e2e_redis_url']} (end to end), flushed before and after.",

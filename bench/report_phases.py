@@ -132,8 +132,8 @@ E2E_ROLES = ("web (gunicorn)", "workers (all)", "postgres backends", "redis-serv
 
 
 SIZED = (
-    " (sized to the API's latency as docs/running.md advises: enough workers to hide it and no more, since each "
-    "process beyond that costs CPU per run)"
+    " (sized to the API's latency as docs/running.md advises: enough step workers to hide it, in threads beyond a "
+    "few processes, since each process costs CPU per run)"
 )
 
 
@@ -220,13 +220,27 @@ def e2e_section(results: dict[str, Any]) -> list[str]:
 
 
 def workers_per_latency(scenarios: Sequence[dict[str, Any]], default: int, why: bool = False) -> str:
-    """`24 workers`, or `4 workers at 0 ms and 24 at 50 ms` (and, with `why`, the reason) when sized per latency."""
-    counts = [(s["latency_ms"], s.get("workers", default)) for s in scenarios]
-    if len({count for _, count in counts}) <= 1:
-        return f"{counts[0][1] if counts else default} workers"
-    (first_latency, first), *rest = counts
-    said = [f"{first} workers at {first_latency} ms", *(f"{count} at {latency} ms" for latency, count in rest)]
+    """`24 workers`, or `4 workers at 0 ms and 32 (4 processes x 8 threads) at 50 ms` (with `why`, the reason).
+
+    `default`: the count of results that predate each scenario's own.
+    """
+    pools = [(s["latency_ms"], s.get("workers", default), _threads_note(s)) for s in scenarios]
+    if not pools:
+        return "the configured workers"
+    if len({(workers, note) for _, workers, note in pools}) == 1:
+        _, workers, note = pools[0]
+        return f"{workers} workers{note}"
+    said = [
+        f"{workers}{' workers' if n == 0 else ''}{note} at {latency} ms"
+        for n, (latency, workers, note) in enumerate(pools)
+    ]
     return f"{', '.join(said[:-1])} and {said[-1]}{SIZED if why else ''}"
+
+
+def _threads_note(scenario: dict[str, Any]) -> str:
+    """How a pool of threads was made up (results from before threads have none)."""
+    threads = scenario.get("threads", 1)
+    return "" if threads == 1 else f" ({scenario['processes']} processes x {threads} threads)"
 
 
 def _cpu_ms_per_workflow(cpu: dict[str, Any] | None, workflows: int | None, cores: int) -> float | None:

@@ -14,6 +14,7 @@ from redis import Redis
 from rq import Worker
 
 from bench import infra
+from bench.config import Pool
 from bench.procs import Child, Supervisor, children_of, free_port, peak_rss_kb, port_answers, pss_kb, wait_until
 from schemas.settings import PROJECT_ROOT
 
@@ -104,15 +105,17 @@ class Stack:
         return Web(child, port, argv)
 
     def workers(
-        self, name: str, count: int, env: dict[str, str], redis: Redis, argv: list[str] | None = None
+        self, name: str, pool: Pool, env: dict[str, str], redis: Redis, argv: list[str] | None = None
     ) -> Workers:
-        """A pool of `count` RQ workers, ready once all have registered with RQ.
+        """A pool of RQ workers, ready once all `pool.workers` have registered with RQ.
 
-        By default the Procfile's worker command with `--processes count`; `argv` starts another pool
-        (the naive reference's `rq worker-pool`).
+        By default the Procfile's worker command with `--processes` and `--threads`; `argv` starts another
+        pool (the naive reference's `rq worker-pool`).
         """
         if argv is None:
-            argv = [*infra.procfile_command(self.procfile, "worker"), "--processes", str(count)]
+            argv = [*infra.procfile_command(self.procfile, "worker"), "--processes", str(pool.processes)]
+            argv += ["--threads", str(pool.threads)] if pool.threads > 1 else []
+        count = pool.workers
         before = Worker.count(connection=redis)
         pool = self.supervisor.start(name, argv, env, PROJECT_ROOT)
         wait_until(

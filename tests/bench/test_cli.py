@@ -9,7 +9,7 @@ import pytest
 
 from bench import snapshot
 from bench.__main__ import parse
-from bench.config import BenchConfig
+from bench.config import BenchConfig, Pool
 
 
 def test_make_bench_variables_become_the_config() -> None:
@@ -18,7 +18,7 @@ def test_make_bench_variables_become_the_config() -> None:
     assert (config.rate, config.duration, config.workers, config.latencies_ms, config.profile) == (
         300.0,
         20.0,
-        12,
+        Pool(12),
         (0, 50, 200),
         True,
     )
@@ -29,14 +29,21 @@ def test_make_bench_variables_become_the_config() -> None:
 
 def test_workers_are_sized_per_api_latency_unless_one_count_is_given() -> None:
     config, _ = parse([])
-    assert (config.workers_at(0), config.workers_at(50), config.workers_at(200)) == (4, 24, 24)
+    assert (config.workers_at(0), config.workers_at(50), config.workers_at(200)) == (Pool(4), Pool(4, 8), Pool(4, 8))
     config, _ = parse(["--workers", "12"])
-    assert (config.workers_at(0), config.workers_at(50)) == (12, 12)
+    assert (config.workers_at(0), config.workers_at(50)) == (Pool(12), Pool(12))
     config, _ = parse(["--workers", "0:2,50:16,8"])
-    assert (config.workers_at(0), config.workers_at(50), config.workers_at(200)) == (2, 16, 8)
+    assert (config.workers_at(0), config.workers_at(50), config.workers_at(200)) == (Pool(2), Pool(16), Pool(8))
 
 
-@pytest.mark.parametrize("workers", ["0:4", "0:4,8,9", "0:0,24", "x"])
+def test_a_pool_may_run_several_workers_per_process_in_threads() -> None:
+    config, _ = parse(["--workers", "0:2,50:3x6,2x12"])
+    assert (config.workers_at(0), config.workers_at(50), config.workers_at(200)) == (Pool(2), Pool(3, 6), Pool(2, 12))
+    assert config.workers_at(50).workers == 18 and str(config.workers_at(50)) == "3x6"
+    assert str(config.workers_at(0)) == "2"
+
+
+@pytest.mark.parametrize("workers", ["0:4", "0:4,8,9", "0:0,24", "x", "4x0", "4x", "0x8", "4x8x2"])
 def test_a_worker_count_that_cannot_be_meant_is_refused(workers: str) -> None:
     with pytest.raises(SystemExit):
         parse(["--workers", workers])

@@ -219,4 +219,19 @@ def test_workers_sized_per_latency_are_said_with_the_reason() -> None:
     data["e2e"]["scenarios"][0]["workers"], data["e2e"]["scenarios"][1]["workers"] = 4, 24
     text = report.render(data, None)
     assert "4 workers at 0 ms and 24 at 50 ms (sized to the API's latency" in text
-    assert "`flask --app app worker --processes N`, N = 4 workers at 0 ms and 24 at 50 ms" in text
+    assert "`flask --app app worker --processes N [--threads T]`: 4 workers at 0 ms and 24 at 50 ms" in text
+
+
+def test_a_pool_of_threads_is_said_with_its_make_up() -> None:
+    data = results()
+    data["e2e"]["scenarios"][0]["workers"] = 4
+    data["e2e"]["scenarios"][1].update(workers=32, processes=4, threads=8)
+    text = report.render(data, None)
+    assert "4 workers at 0 ms and 32 (4 processes x 8 threads) at 50 ms (sized to the API's latency" in text
+
+
+def test_one_pool_for_every_latency_is_said_once() -> None:
+    data = results()
+    for scenario in data["e2e"]["scenarios"]:
+        scenario.update(workers=16, processes=2, threads=8)
+    assert "16 workers (2 processes x 8 threads). Workflows/s" in report.render(data, None)
