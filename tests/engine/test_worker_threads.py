@@ -114,7 +114,7 @@ def test_a_crew_worker_installs_no_signal_handlers(services: Services) -> None:
     def work() -> None:
         try:
             ThreadedStepWorker([services.queue.queue], connection=services.redis).work(burst=True)
-        except BaseException as exc:  # noqa: BLE001  (reported by the assertion below)
+        except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 
     thread = threading.Thread(target=work)
