@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 from flask import Flask, current_app, has_app_context
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 MAX_PAUSE_SECONDS = 30.0
 HEALTHY_SECONDS = 60.0
 HEARTBEAT_EVERY_SECONDS = 1.0
+JOIN_POLL_SECONDS = 0.2
 IDLE_SLICE_SECONDS = 1  # how long a worker waits on an empty queue before looking for a stop request again
 
 
@@ -54,12 +56,25 @@ class StepWorker(SimpleWorker):
 
     stop_asked = False
     on_stop: Callable[[], None] | None = None
+    on_cold_stop: Callable[[], None] | None = None
 
     def handle_warm_shutdown_request(self) -> None:
         self.stop_asked = True
         if self.on_stop is not None:
             self.on_stop()
         super().handle_warm_shutdown_request()
+
+    def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
+        """RQ's cold stop (a second SIGTERM/SIGINT), passed on: the process's other workers are not waited for.
+
+        RQ raises SystemExit here, or ignores a repeat within a second of the first signal.
+        """
+        try:
+            super().request_force_stop(signum, frame)
+        except SystemExit:
+            if self.on_cold_stop is not None:
+                self.on_cold_stop()
+            raise
 
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
@@ -133,7 +148,9 @@ class Crew:
     they share one interpreter's code, caches and connection pools, where each
     process beyond a few costs CPU per run (docs/running.md, "Workers"). The
     process's main thread runs its own worker and calls `stop` when that one is
-    asked to stop; each crew worker then finishes its current job.
+    asked to stop; each crew worker then finishes its current job. On a cold stop
+    (`abandon`) nobody waits for them: their steps are left to the reconciler, as a
+    killed worker's are, and their daemon threads end with the process.
     """
 
     def __init__(self, services: Services, size: int, *, burst: bool = False) -> None:
@@ -141,6 +158,7 @@ class Crew:
         self._app = current_app._get_current_object()  # type: ignore[attr-defined]  # each thread pushes its context
         self._burst = burst
         self._stopping = threading.Event()
+        self._abandoned = threading.Event()
         self._lock = threading.Lock()
         self._workers: set[ThreadedStepWorker] = set()
         self._threads = [
@@ -158,9 +176,16 @@ class Crew:
             for worker in self._workers:
                 worker.ask_to_stop()
 
+    def abandon(self) -> None:
+        """Stop, and let `join` return without waiting for the steps in hand."""
+        self._abandoned.set()
+        self.stop()
+
     def join(self) -> None:
+        """Wait until every crew worker has left, or the crew is abandoned."""
         for thread in self._threads:
-            thread.join()
+            while thread.is_alive() and not self._abandoned.is_set():
+                thread.join(JOIN_POLL_SECONDS)
 
     def _work(self) -> None:
         with self._app.app_context():
@@ -241,15 +266,17 @@ class PooledStepWorker(StepWorker):
     def _work_with(self, services: Services, *args: Any, **kwargs: Any) -> bool:
         thread = ReconcilerThread(services) if self.with_reconciler else None
         crew = Crew(services, self.threads - 1, burst=kwargs.get("burst", False))
-        self.on_stop = crew.stop
+        self.on_stop, self.on_cold_stop = crew.stop, crew.abandon
         if thread is not None:
             thread.start()
         crew.start()
         try:
-            return super().work(*args, **kwargs)
-        finally:
+            worked = super().work(*args, **kwargs)
             crew.stop()
-            crew.join()
+            crew.join()  # a warm stop: the crew finishes its steps in hand too
+            return worked
+        finally:
+            crew.stop()  # a cold stop (RQ's SystemExit): the crew's daemon threads end with the process
             if thread is not None:
                 thread.stop()
 
@@ -282,13 +309,14 @@ def run_worker(services: Services, *, threads: int = 1, burst: bool = False, rec
 
     def main_worker() -> StepWorker:
         worker = StepWorker([services.queue.queue], connection=services.redis, maintenance_interval=60)
-        worker.on_stop = crew.stop
+        worker.on_stop, worker.on_cold_stop = crew.stop, crew.abandon
         return worker
 
     try:
         keep_working(main_worker, burst=burst, with_scheduler=True)
-    finally:
         crew.stop()
-        crew.join()
+        crew.join()  # a warm stop: the crew finishes its steps in hand too
+    finally:
+        crew.stop()  # a cold stop (RQ's SystemExit): the crew's daemon threads end with the process
         if thread is not None:
             thread.stop()

@@ -180,3 +180,75 @@ def test_a_pool_of_step_workers_runs_runs_in_separate_processes_and_stops_on_sig
             pool.kill()
         output = pool.communicate()[0]
     assert "Traceback" not in output, output
+
+
+def start_napping(redis_url: str, jobs: int, seconds: float) -> list[str]:
+    """Queue `jobs` jobs that sleep like steps waiting on an API (tests.engine.test_worker_threads.nap)."""
+    from redis import Redis
+    from rq import Queue
+
+    connection = Redis.from_url(redis_url)
+    try:
+        queue = Queue("hookflow", connection=connection)
+        return [queue.enqueue("tests.engine.test_worker_threads.nap", seconds).id for _ in range(jobs)]
+    finally:
+        connection.close()
+
+
+def started_jobs(redis_url: str) -> int:
+    from redis import Redis
+    from rq.registry import StartedJobRegistry
+
+    connection = Redis.from_url(redis_url)
+    try:
+        return StartedJobRegistry("hookflow", connection=connection).count
+    finally:
+        connection.close()
+
+
+def naps_done(redis_url: str) -> int:
+    from redis import Redis
+
+    connection = Redis.from_url(redis_url)
+    try:
+        return connection.llen("test:naps")
+    finally:
+        connection.close()
+
+
+def test_sigterm_lets_every_thread_finish_its_step_in_hand(
+    deployment: tuple[str, Path], private_redis: EmbeddedRedis
+) -> None:
+    database, workflows = deployment
+    worker = start_worker(database, workflows, private_redis.url, "--threads", "2")
+    try:
+        assert wait_for(lambda: registered_workers(private_redis.url) == 2, 60), "the workers did not start"
+        start_napping(private_redis.url, 2, 3.0)
+        assert wait_for(lambda: started_jobs(private_redis.url) == 2, 20), "the two jobs did not both start"
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+        assert naps_done(private_redis.url) == 2  # the crew's thread finished its job too, not only the main one
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker.communicate()
+
+
+def test_a_second_sigterm_stops_at_once_without_waiting_for_the_threads(
+    deployment: tuple[str, Path], private_redis: EmbeddedRedis
+) -> None:
+    database, workflows = deployment
+    worker = start_worker(database, workflows, private_redis.url, "--threads", "2")
+    try:
+        assert wait_for(lambda: registered_workers(private_redis.url) == 2, 60), "the workers did not start"
+        start_napping(private_redis.url, 2, 60.0)
+        assert wait_for(lambda: started_jobs(private_redis.url) == 2, 20), "the two jobs did not both start"
+        worker.send_signal(signal.SIGTERM)
+        time.sleep(1.5)  # RQ ignores a second signal within a second of the first
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=15)  # far less than the naps' 60 s
+        assert naps_done(private_redis.url) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker.communicate()
