@@ -167,8 +167,9 @@ class Stack:
     def web(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
 
-    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
-        return self._spawn(name, sys.executable, "-m", "flask", "--app", "app", "worker")
+    def start_worker(self, name: str, *options: str) -> subprocess.Popen[bytes]:
+        """`flask worker` with `options` (e.g. `--threads 4`)."""
+        return self._spawn(name, sys.executable, "-m", "flask", "--app", "app", "worker", *options)
 
     def restart_redis(self, down_for: float = 2.0) -> None:
         """Stop Redis and start an empty one on the same port, as a restart without persistence does."""

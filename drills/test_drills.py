@@ -66,7 +66,7 @@ def test_redis_restarted_and_flushed_with_runs_in_flight(stack: Stack) -> None:
     httpx.post(f"{stack.sandbox}/__sandbox__/latency", json={"ms": 150}).raise_for_status()
     stack.start_web()
     stack.start_worker("worker-1")
-    stack.start_worker("worker-2")
+    stack.start_worker("worker-2", "--threads", "4")  # a crew of step workers in threads goes through it too
     send(stack, 20, "flushed")
     # When Redis restarts, empty, while runs are part-way through
     wait_for(lambda: stack.run_statuses().get("succeeded", 0) >= 2, 60, "some runs to finish first")
@@ -191,17 +191,18 @@ def test_ten_thousand_queued_events_and_the_workers_restarted(stack: Stack) -> N
     stack.start_sandbox()
     stack.start_web(workers=2)
     send_concurrently(stack, total)
-    workers = [f"worker-{n}" for n in range(4)]
-    for name in workers:
-        stack.start_worker(name)
+    # Two worker processes of one step worker, two of four in threads
+    workers = {f"worker-{n}": ["--threads", "4"] if n >= 2 else [] for n in range(4)}
+    for name, options in workers.items():
+        stack.start_worker(name, *options)
     # When every worker is killed part-way, twice (once hard, once gracefully), and started again
     for sig in (signal.SIGKILL, signal.SIGTERM):
         done = stack.run_statuses().get("succeeded", 0)
         wait_for(lambda d=done: stack.run_statuses().get("succeeded", 0) >= d + total // 5, 600, "progress")
         for name in workers:
             stack.kill(name, sig)
-        for name in workers:
-            stack.start_worker(name)
+        for name, options in workers.items():
+            stack.start_worker(name, *options)
     # Then all complete, none twice
     wait_for(lambda: stack.all_runs_succeeded(total), 1200, f"all {total} runs to complete")
     assert contacts_and_jobs(stack) == (total, total)
