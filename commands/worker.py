@@ -18,6 +18,11 @@ from flask.cli import with_appcontext
 from engine.services import current_services
 from engine.worker import PooledStepWorker, run_pool, run_worker
 
+# A step worker holds at most one database connection at a time, and a process's pool has 30
+# (engine.db: 10 kept, 20 more on demand); the reconciler thread takes one, so this leaves headroom.
+# Beyond it, add processes: 2 x 24 was already slower than 4 x 12 (docs/running.md).
+MAX_THREADS = 24
+
 
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Drain the queue, then exit (for tests and one-off catch-up).")
@@ -31,10 +36,10 @@ from engine.worker import PooledStepWorker, run_pool, run_worker
 )
 @click.option(
     "--threads",
-    type=click.IntRange(min=1, max=64),
+    type=click.IntRange(min=1, max=MAX_THREADS),
     default=1,
     show_default=True,
-    help="Step workers per process, one per thread; each runs one step at a time.",
+    help=f"Step workers per process, one per thread; each runs one step at a time (at most {MAX_THREADS}).",
 )
 @with_appcontext
 def worker(burst: bool, no_reconciler: bool, processes: int, threads: int) -> None:

@@ -73,3 +73,9 @@ def test_connector_reference_pages_match_the_models(app: Flask) -> None:
     # The pages are generated; editing a model without regenerating them fails here.
     result = invoke(app, "connectors", "docs", "--check")
     assert result.exit_code == 0, result.output
+
+
+def test_worker_refuses_more_threads_than_a_process_has_database_connections_for(app: Flask) -> None:
+    result = app.test_cli_runner().invoke(args=["worker", "--threads", "25"])
+    assert result.exit_code == 2
+    assert "--threads" in result.output and "1<=x<=24" in result.output
