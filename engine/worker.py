@@ -125,10 +125,11 @@ class StepWorker(SimpleWorker):
 class ThreadedStepWorker(StepWorker):
     """A step worker in a thread of its own, beside the process's main one (see `Crew`).
 
-    Python delivers signals to the main thread only, so this worker neither
-    installs handlers nor times its jobs out with SIGALRM (RQ's TimerDeathPenalty
-    raises the timeout in this thread instead); it stops when `ask_to_stop` is
-    called, after its current job, or within a second when idle.
+    Python runs signal handlers in the main thread only, and only that thread may
+    install them, so this worker neither installs handlers nor times its jobs out
+    with SIGALRM (RQ's TimerDeathPenalty raises the timeout in this thread instead);
+    it stops when `ask_to_stop` is called, after its current job, or within a
+    second when idle.
     """
 
     death_penalty_class = TimerDeathPenalty
@@ -211,6 +212,7 @@ def keep_working(
     stopping: threading.Event | None = None,
 ) -> None:
     """Run a fresh worker from `new_worker` whenever the last one left its loop unasked, pausing longer each time."""
+    stopping = stopping or threading.Event()
     pause = 1.0
     while True:
         worker, started = None, time.monotonic()
@@ -220,17 +222,15 @@ def keep_working(
             worker.work(burst=burst, with_scheduler=with_scheduler)
         except RedisError as exc:
             log.warning("the step worker lost Redis: %s", exc)
-        if burst or (worker is not None and worker.stop_asked) or (stopping is not None and stopping.is_set()):
+        if burst or (worker is not None and worker.stop_asked) or stopping.is_set():
             return
         if time.monotonic() - started > HEALTHY_SECONDS:
             pause = 1.0  # it had been working: this is a fresh trouble, start the backoff over
         log.warning(
             "the step worker stopped without being asked to (Redis unreachable?); starting again in %.0fs", pause
         )
-        if stopping is not None and stopping.wait(pause):
+        if stopping.wait(pause):  # interruptible: a signal's handler still runs meanwhile
             return
-        if stopping is None:
-            time.sleep(pause)
         pause = min(pause * 2, MAX_PAUSE_SECONDS)
 
 
