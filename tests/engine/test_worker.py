@@ -8,11 +8,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from redis import Redis
+from rq import Queue, Worker
+from rq.registry import StartedJobRegistry
 
 from app import create_app
 from bootstrap.embedded_redis import EmbeddedRedis
@@ -119,26 +123,23 @@ def start_pool(argv: list[str], database: str, workflows: Path, redis_url: str) 
     return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def registered_workers(redis_url: str) -> int:
-    from redis import Redis
-    from rq import Worker
-
-    connection = Redis.from_url(redis_url)
+@contextmanager
+def redis_at(url: str) -> Iterator[Redis]:
+    connection = Redis.from_url(url)
     try:
-        return Worker.count(connection=connection)
+        yield connection
     finally:
         connection.close()
+
+
+def registered_workers(redis_url: str) -> int:
+    with redis_at(redis_url) as connection:
+        return Worker.count(connection=connection)
 
 
 def registered_worker_pids(redis_url: str) -> set[int]:
-    from redis import Redis
-    from rq import Worker
-
-    connection = Redis.from_url(redis_url)
-    try:
+    with redis_at(redis_url) as connection:
         return {worker.pid for worker in Worker.all(connection=connection)}
-    finally:
-        connection.close()
 
 
 FLASK_WORKER = [sys.executable, "-m", "flask", "--app", "app", "worker"]
@@ -182,73 +183,47 @@ def test_a_pool_of_step_workers_runs_runs_in_separate_processes_and_stops_on_sig
     assert "Traceback" not in output, output
 
 
-def start_napping(redis_url: str, jobs: int, seconds: float) -> list[str]:
-    """Queue `jobs` jobs that sleep like steps waiting on an API (tests.engine.test_worker_threads.nap)."""
-    from redis import Redis
-    from rq import Queue
-
-    connection = Redis.from_url(redis_url)
+@contextmanager
+def two_threads_napping(
+    deployment: tuple[str, Path], redis_url: str, seconds: float
+) -> Iterator[subprocess.Popen[str]]:
+    """`flask worker --threads 2`, each thread in a job that sleeps `seconds` like a step waiting on an API."""
+    database, workflows = deployment
+    worker = start_worker(database, workflows, redis_url, "--threads", "2")
     try:
-        queue = Queue("hookflow", connection=connection)
-        return [queue.enqueue("tests.engine.test_worker_threads.nap", seconds).id for _ in range(jobs)]
+        assert wait_for(lambda: registered_workers(redis_url) == 2, 60), "the workers did not start"
+        with redis_at(redis_url) as connection:
+            for _ in range(2):
+                Queue("hookflow", connection=connection).enqueue("tests.engine.test_worker_threads.nap", seconds)
+            started = StartedJobRegistry("hookflow", connection=connection)
+            assert wait_for(lambda: started.count == 2, 20), "the two jobs did not both start"
+        yield worker
     finally:
-        connection.close()
-
-
-def started_jobs(redis_url: str) -> int:
-    from redis import Redis
-    from rq.registry import StartedJobRegistry
-
-    connection = Redis.from_url(redis_url)
-    try:
-        return StartedJobRegistry("hookflow", connection=connection).count
-    finally:
-        connection.close()
+        if worker.poll() is None:
+            worker.kill()
+        worker.communicate()
 
 
 def naps_done(redis_url: str) -> int:
-    from redis import Redis
-
-    connection = Redis.from_url(redis_url)
-    try:
+    with redis_at(redis_url) as connection:
         return connection.llen("test:naps")
-    finally:
-        connection.close()
 
 
 def test_sigterm_lets_every_thread_finish_its_step_in_hand(
     deployment: tuple[str, Path], private_redis: EmbeddedRedis
 ) -> None:
-    database, workflows = deployment
-    worker = start_worker(database, workflows, private_redis.url, "--threads", "2")
-    try:
-        assert wait_for(lambda: registered_workers(private_redis.url) == 2, 60), "the workers did not start"
-        start_napping(private_redis.url, 2, 3.0)
-        assert wait_for(lambda: started_jobs(private_redis.url) == 2, 20), "the two jobs did not both start"
+    with two_threads_napping(deployment, private_redis.url, 3.0) as worker:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
-        assert naps_done(private_redis.url) == 2  # the crew's thread finished its job too, not only the main one
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-        worker.communicate()
+    assert naps_done(private_redis.url) == 2  # the crew's thread finished its job too, not only the main one
 
 
 def test_a_second_sigterm_stops_at_once_without_waiting_for_the_threads(
     deployment: tuple[str, Path], private_redis: EmbeddedRedis
 ) -> None:
-    database, workflows = deployment
-    worker = start_worker(database, workflows, private_redis.url, "--threads", "2")
-    try:
-        assert wait_for(lambda: registered_workers(private_redis.url) == 2, 60), "the workers did not start"
-        start_napping(private_redis.url, 2, 60.0)
-        assert wait_for(lambda: started_jobs(private_redis.url) == 2, 20), "the two jobs did not both start"
+    with two_threads_napping(deployment, private_redis.url, 60.0) as worker:
         worker.send_signal(signal.SIGTERM)
         time.sleep(1.5)  # RQ ignores a second signal within a second of the first
         worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=15)  # far less than the naps' 60 s
-        assert naps_done(private_redis.url) == 0
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-        worker.communicate()
+        worker.wait(timeout=15)  # far less than the naps' 60 s; raises if the process is still there
+    assert naps_done(private_redis.url) == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 
 from flask import Flask
 from rq import Worker, get_current_job
@@ -13,6 +12,7 @@ from rq.job import Job, JobStatus
 
 from engine.services import Services
 from engine.worker import IDLE_SLICE_SECONDS, Crew, ThreadedStepWorker
+from tests.engine.test_worker import wait_for
 
 JOBS = "tests.engine.test_worker_threads"
 
@@ -31,15 +31,6 @@ def busy_for(seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         time.sleep(0.05)
-
-
-def wait_for(predicate: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def naps(services: Services) -> list[dict[str, float]]:
