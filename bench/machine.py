@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
+import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -35,6 +37,41 @@ def machine() -> dict[str, Any]:
         "ram_gib": mem_total_gib(Path("/proc/meminfo").read_text()),
         "kernel": platform.release(),
     }
+
+
+# A webhook-sized payload: the probe's work looks like the measured code's (dicts, strings, JSON).
+_PROBE_PAYLOAD = {
+    "submission_id": "probe-0001",
+    "name": "Ada Lovelace",
+    "email": "ada@example.com",
+    "phone": "+44 20 7946 0000",
+    "address": {"line1": "12 Analytical Row", "town": "London", "postcode": "EC1A 1BB"},
+    "message": "Please call about a boiler service. " * 8,
+    "fields": [{"key": f"field_{n}", "value": n * 3.5, "ok": n % 2 == 0} for n in range(20)],
+}
+
+
+def speed_probe(rounds: int = 10, loops: int = 1000, pause: float = 0.1) -> dict[str, float]:
+    """Milliseconds of CPU a fixed pure-Python workload takes here now: best and median of `rounds`.
+
+    The machine's own speed drifts between runs and within one (a shared host: on
+    2026-12-07 this probe flipped between ~27 and ~45 ms within seconds, and the same
+    code's CPU per webhook moved by ~30% within an hour), and every number in the report
+    moves with it. Probed at the start, between the phases and at the end, it says whether
+    two reports, or two phases of one, ran on an equally fast machine: the best is the
+    machine's speed, a median well above it means it was often slower. The rounds are
+    spread over about a second so that a short slow spell does not decide it.
+    """
+    times = []
+    for n in range(rounds):
+        if n:
+            time.sleep(pause)
+        started = time.process_time()
+        for _ in range(loops):
+            json.loads(json.dumps(_PROBE_PAYLOAD))
+        times.append((time.process_time() - started) * 1000)
+    times.sort()
+    return {"best_ms": round(times[0], 1), "median_ms": round(times[len(times) // 2], 1)}
 
 
 def versions() -> dict[str, str]:

@@ -68,14 +68,18 @@ def measure(config: BenchConfig, run_dir: Path) -> dict[str, Any]:
             stack = Stack(supervisor, (PROJECT_ROOT / "Procfile").read_text())
             _migrate(stack, db, config.ingest_redis_url)
             started = time.monotonic()
+            speed = {"start": machine.speed_probe()}
             print(f"bench: ingest (logs in {run_dir / 'logs'})", flush=True)
             ingest = run_ingest(config, stack, db, ingest_redis, run_dir)
+            speed["after ingest"] = machine.speed_probe()
             print("bench: end to end", flush=True)
             e2e = run_e2e(config, stack, db, e2e_redis, run_dir)
+            speed["end"] = machine.speed_probe()
             elapsed = time.monotonic() - started
         return {
             "date": machine.now(),
             "machine": machine.machine(),
+            "machine_speed": speed,
             "versions": {
                 **machine.versions(),
                 "Redis": infra.redis_version(ingest_redis),

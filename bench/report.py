@@ -144,7 +144,20 @@ def _machine_section(results: dict[str, Any]) -> list[str]:
         f"- Date: {results['date']}; code measured: {measured}; the whole run took {fmt(results['elapsed_s'])} s.",
         f"- CPU: {m['cpu']}, {m['cores']} cores; RAM {fmt(m['ram_gib'])} GiB; Linux {m['kernel']}.",
         f"- Versions: {versions}.",
+        *_speed_lines(results.get("machine_speed")),
         "",
+    ]
+
+
+def _speed_lines(speed: dict[str, dict[str, float]] | None) -> list[str]:
+    """The machine's speed through the run (bench.machine.speed_probe); reports from before it have none."""
+    if not speed:
+        return []
+    probes = "; ".join(f"{moment} {fmt(p['best_ms'])} / {fmt(p['median_ms'])}" for moment, p in speed.items())
+    return [
+        f"- Machine speed probe (ms of CPU for a fixed JSON workload, best / median of 10 rounds over a second; "
+        f"lower is faster): {probes}. The host is shared and its speed drifts: compare two reports only where "
+        "their probes agree, and a median well above the best means the machine was often slower meanwhile."
     ]
 
 
