@@ -35,4 +35,5 @@ def test_a_report_from_before_the_probe_renders_without_it() -> None:
 
 
 def test_the_cpu_model_comes_from_proc_cpuinfo() -> None:
-    assert machine.cpu_model("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\n") == "Intel(R) Xeon(R) Processor"
+    cpuinfo = "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+    assert machine.cpu_model(cpuinfo) == "Intel(R) Xeon(R) Processor"
