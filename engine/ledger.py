@@ -257,17 +257,7 @@ def claim_in_transaction(db: Database, events: EventViews, run_id: str, step_id:
             if row is None:
                 return None
             attempt_id = conn.execute(
-                _CLAIM_ATTEMPT,
-                {
-                    "run_id": run_id,
-                    "step_id": step_id,
-                    "step_index": row.step_index,
-                    "attempt": attempt,
-                    "status": AttemptStatus.STARTED.value,
-                    "started_at": now,
-                    "outcome_unknown": False,
-                    "reconciled": False,
-                },
+                _CLAIM_ATTEMPT, _started_attempt(run_id, step_id, row.step_index, attempt, now)
             ).scalar_one()
             return _claimed(conn, events, row, step_id, attempt, attempt_id)
     except IntegrityError:  # another delivery of this job claimed the attempt first
@@ -365,19 +355,22 @@ def advance_in_transaction(
         conn.execute(_RECORD_ATTEMPT, {"p_attempt_id": attempt_id, "finished_at": now, **outcome})
         if conn.execute(_RECORD_RUN, {**where, **store.run_values(nxt, now)}).rowcount != 1:
             return None
-        return conn.execute(
-            _CLAIM_ATTEMPT,
-            {
-                "run_id": where["p_run"],
-                "step_id": nxt.step_id,
-                "step_index": nxt.step_index,
-                "attempt": nxt.attempt,
-                "status": AttemptStatus.STARTED.value,
-                "started_at": now,
-                "outcome_unknown": False,
-                "reconciled": False,
-            },
-        ).scalar_one()
+        started = _started_attempt(where["p_run"], nxt.step_id, nxt.step_index, nxt.attempt, now)
+        return conn.execute(_CLAIM_ATTEMPT, started).scalar_one()
+
+
+def _started_attempt(run_id: str, step_id: str, step_index: int, attempt: int, now: datetime) -> dict[str, Any]:
+    """A claimed attempt's row (engine.ledger_pg's one-statement claim and advance insert the same columns)."""
+    return {
+        "run_id": run_id,
+        "step_id": step_id,
+        "step_index": step_index,
+        "attempt": attempt,
+        "status": AttemptStatus.STARTED.value,
+        "started_at": now,
+        "outcome_unknown": False,
+        "reconciled": False,
+    }
 
 
 def numbered(nxt: Next, history: list[PastAttempt]) -> Next:

@@ -273,13 +273,12 @@ class PooledStepWorker(StepWorker):
         crew.start()
         try:
             worked = super().work(*args, **kwargs)
-            crew.stop()
-            crew.join()  # a warm stop: the crew finishes its steps in hand too
-            return worked
         finally:
-            crew.stop()  # a cold stop (RQ's SystemExit): the crew's daemon threads end with the process
+            crew.stop()  # after a cold stop (RQ's SystemExit) the crew's daemon threads end with the process
             if thread is not None:
                 thread.stop()
+        crew.join()  # a warm stop: the crew finishes its steps in hand too
+        return worked
 
 
 def run_pool(
@@ -315,9 +314,8 @@ def run_worker(services: Services, *, threads: int = 1, burst: bool = False, rec
 
     try:
         keep_working(main_worker, burst=burst, with_scheduler=True)
-        crew.stop()
-        crew.join()  # a warm stop: the crew finishes its steps in hand too
     finally:
-        crew.stop()  # a cold stop (RQ's SystemExit): the crew's daemon threads end with the process
+        crew.stop()  # after a cold stop (RQ's SystemExit) the crew's daemon threads end with the process
         if thread is not None:
             thread.stop()
+    crew.join()  # a warm stop: the crew finishes its steps in hand too

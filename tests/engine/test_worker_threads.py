@@ -7,11 +7,12 @@ import threading
 import time
 
 from flask import Flask
+from redis.exceptions import RedisError
 from rq import Worker, get_current_job
 from rq.job import Job, JobStatus
 
 from engine.services import Services
-from engine.worker import IDLE_SLICE_SECONDS, Crew, ThreadedStepWorker
+from engine.worker import IDLE_SLICE_SECONDS, Crew, ThreadedStepWorker, keep_working
 from tests.engine.test_worker import wait_for
 
 JOBS = "tests.engine.test_worker_threads"
@@ -122,3 +123,34 @@ def test_a_crew_worker_asked_to_stop_before_it_starts_does_not_take_a_job(app: F
     crew.start()
     crew.join()
     assert naps(services) == [] and services.queue.queue.count == 1
+
+
+class FlakyWorker:
+    """Stands in for RQ's worker in keep_working: its first run loses Redis, its second ends as asked."""
+
+    def __init__(self, runs: list[str]) -> None:
+        self.runs = runs
+        self.stop_asked = False
+
+    def work(self, burst: bool = False, with_scheduler: bool = False) -> bool:
+        self.runs.append("work")
+        if len(self.runs) == 1:
+            raise RedisError("Connection refused")
+        self.stop_asked = True
+        return True
+
+
+def test_a_worker_that_lost_redis_is_started_afresh_after_a_pause() -> None:
+    runs: list[str] = []
+    started = time.monotonic()
+    keep_working(lambda: FlakyWorker(runs))
+    assert runs == ["work", "work"]  # a second worker, not the end of the thread
+    assert time.monotonic() - started >= 1.0  # after the first pause of the backoff
+
+
+def test_a_stop_during_the_pause_starts_no_other_worker() -> None:
+    runs: list[str] = []
+    stopping = threading.Event()
+    threading.Timer(0.2, stopping.set).start()
+    keep_working(lambda: FlakyWorker(runs), stopping=stopping)
+    assert runs == ["work"]
