@@ -240,7 +240,7 @@ def run_e2e(config: BenchConfig, stack: Stack, db: Ledger, redis: Redis, run_dir
             "scenarios": [scenario.run(latency, config.events, stub_child.pid) for latency in config.latencies_ms],
         }
         if config.reference and not config.preload:  # the reference posts while its workers run
-            results["reference"] = run_reference(config, stack, redis, control, stub_child.pid)
+            results["reference"] = run_reference(config, stack, db, redis, control, stub_child.pid)
         if config.serial_events:
             # Warmed up like the others; the events are posted ~7x faster than one worker runs them, so most
             # runs have the CPU to themselves. (--preload would count the worker's start-up in its CPU.)

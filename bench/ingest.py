@@ -1,10 +1,16 @@
-"""Phase 1, ingest: how fast the ack path takes webhooks, against a bare Flask endpoint.
+"""Phase 1, ingest: how fast the ack path takes webhooks, against a bare Flask endpoint and a durable minimum.
 
 The real web service runs with the Procfile's gunicorn settings and no workers,
 so the queue only fills. Each request is a web enquiry with its own
 `submission_id` (nothing is deduplicated) and the webform token. Afterwards the
 ledger must hold exactly as many events as there were 202 answers, and Redis
 as many queued step jobs.
+
+The same load then goes to the bare endpoint (it answers 202 and does nothing)
+and to the durable minimum (bench/minimal_ledger.py through bench/naive.py:
+the body committed with one statement and an RQ job queued, nothing else), so
+the report can tell what any implementation that stores before it answers
+must pay from what Hookflow adds to that.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 from redis import Redis
 from rq import Queue
 
-from bench import infra, ledger, profiling
+from bench import infra, ledger, minimal_ledger, naive, profiling
 from bench.config import BenchConfig
 from bench.infra import Ledger
 from bench.loadgen import BodyFactory, LoadResult, Target, closed_loop, open_loop
@@ -145,8 +151,40 @@ def run_ingest(config: BenchConfig, stack: Stack, db: Ledger, redis: Redis, run_
     bare = IngestRunner(config, bare_web, "bare", _roles(bare_web, None, None)).run()
     stack.supervisor.stop(bare_web.child)
 
-    ratio = ours["best_ok_per_s"] / bare["best_ok_per_s"] if bare["best_ok_per_s"] else None
-    return {"ours": ours, "bare": bare, "ratio": round(ratio, 3) if ratio is not None else None}
+    durable = run_durable_minimum(config, stack, db, redis, env)
+    return {
+        "ours": ours,
+        "bare": bare,
+        "durable": durable,
+        "ratio": _ratio(ours, bare),
+        "durable_ratio": _ratio(durable, bare),
+    }
+
+
+def _ratio(mine: dict[str, Any], theirs: dict[str, Any]) -> float | None:
+    return round(mine["best_ok_per_s"] / theirs["best_ok_per_s"], 3) if theirs["best_ok_per_s"] else None
+
+
+def run_durable_minimum(
+    config: BenchConfig, stack: Stack, db: Ledger, redis: Redis, env: dict[str, str]
+) -> dict[str, Any]:
+    """The same load on the durable minimum; every 202 must have its row and its queued job."""
+    redis.flushdb()
+    minimal_ledger.create(db.url)
+    web = stack.web("ingest-durable", {**env, naive.LEDGER_ENV: db.url}, app="bench.naive:app")
+    try:
+        durable = IngestRunner(config, web, "durable", _roles(web, db, infra.redis_pid(redis))).run()
+    finally:
+        stack.supervisor.stop(web.child)
+    rows, _finished = minimal_ledger.count(db.url)
+    queued = Queue(naive.QUEUE, connection=redis).count
+    durable["verify"] = {
+        "answers_202": durable["answers_202"],
+        "events_stored": rows,
+        "jobs_queued": queued,
+        "ok": durable["answers_202"] <= rows <= durable["answers_202"] + durable["unanswered"] and rows == queued,
+    }
+    return durable
 
 
 def verify(db: Ledger, redis: Redis, answers_202: int, answers_2xx: int, unanswered: int) -> dict[str, Any]:

@@ -11,7 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from bench.markdown import fmt, get, table
-from bench.report_phases import e2e_section, ingest_section, memory_section, profile_section, workers_per_latency
+from bench.report_phases import (
+    e2e_section,
+    ingest_section,
+    memory_section,
+    profile_section,
+    reference_label,
+    workers_per_latency,
+)
 from bench.verdict import cpu_budget, key_metrics, targets
 
 
@@ -45,6 +52,15 @@ def _checks_section(results: dict[str, Any]) -> list[str]:
             _met(v.get("ok")),
         )
     )
+    d = get(results, "ingest", "durable", "verify")
+    if d is not None:
+        rows.append(
+            (
+                "Ingest, the durable minimum: rows stored = queued jobs = 202 answers",
+                " / ".join(fmt(d.get(k)) for k in ("events_stored", "jobs_queued", "answers_202")),
+                _met(d.get("ok")),
+            )
+        )
     for s in get(results, "e2e", "scenarios") or []:
         c = s["verify"]
         rows.append(
@@ -79,6 +95,8 @@ def _bottleneck_section(results: dict[str, Any]) -> list[str]:
     cores = get(results, "machine", "cores") or 1
     best = max(ours.get("saturation") or [{}], key=lambda s: s.get("ok_per_s", 0))
     bare = max(get(results, "ingest", "bare", "saturation") or [{}], key=lambda s: s.get("ok_per_s", 0))
+    durable = max(get(results, "ingest", "durable", "saturation") or [{}], key=lambda s: s.get("ok_per_s", 0))
+    floor = cpu_budget(durable.get("cpu"), durable.get("ok"), cores)
     lines = [
         "## Where the time goes",
         "",
@@ -87,7 +105,8 @@ def _bottleneck_section(results: dict[str, Any]) -> list[str]:
         "",
         f"- Ingest at saturation ({best.get('concurrency')} clients): {_cpu_sentence(best.get('cpu'))}. "
         f"{_budget_sentence(*cpu_budget(best.get('cpu'), best.get('ok'), cores), 'request')}; "
-        f"bare: {_budget_sentence(*cpu_budget(bare.get('cpu'), bare.get('ok'), cores), 'request')}.",
+        f"bare: {_budget_sentence(*cpu_budget(bare.get('cpu'), bare.get('ok'), cores), 'request')}"
+        + (f"; the durable minimum: {_budget_sentence(*floor, 'request')}." if durable else "."),
         f"- Ingest at the fixed rate: {_cpu_sentence(get(ours, 'open_loop', 'cpu'))}.",
     ]
     others = [get(ours, "open_loop", "cpu", "other_cores") or 0.0, get(best, "cpu", "other_cores") or 0.0]
@@ -103,7 +122,7 @@ def _bottleneck_section(results: dict[str, Any]) -> list[str]:
         others.append(get(r, "cpu", "other_cores") or 0.0)
         budget = cpu_budget(r["cpu"], r["succeeded"], cores)
         lines.append(
-            f"- The naive Flask + RQ pipeline at {r['latency_ms']} ms: {_cpu_sentence(r['cpu'])}. "
+            f"- The {reference_label(r)} at {r['latency_ms']} ms: {_cpu_sentence(r['cpu'])}. "
             f"{_budget_sentence(*budget, 'workflow')}."
         )
     if max(others) >= 0.2:
@@ -178,6 +197,8 @@ def _commands_section(results: dict[str, Any]) -> list[str]:
         "while the bench runs change nothing; logs, results.json and profiles go to bench-results/<date-time>/.",
         f"- Web (from the Procfile, bound to loopback on a free port): `{web}`",
         f"- Bare endpoint, same settings: `{bare}`",
+        "- The durable minimum and the naive pipeline: the same gunicorn settings with `bench.naive:app`; the "
+        "durable minimum gets NAIVE_LEDGER_URL, the bench's database (bench/minimal_ledger.py).",
         f"- Workers: `flask --app app worker --processes N [--threads T]`: {pools} (the Procfile's worker line as "
         "one pool of step workers; RQ's WorkerPool forks the processes, each runs T workers in threads).",
         f"- API stub: `{stub}` (bench/stub.py: one asyncio process, same paths and response shapes as BigChange).",

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue
 
-from bench import naive
+from bench import minimal_ledger, naive
 from bench.ingest import EXAMPLE
 from bench.stub import StubState, api_call
 
@@ -64,7 +64,7 @@ def test_the_endpoint_enqueues_the_body_and_answers_202(naive_app: tuple[FlaskCl
     answer = http.post("/hooks/webform", json=EXAMPLE, headers={"X-Hook-Token": TOKEN})
     assert answer.status_code == 202
     (job,) = queue.get_jobs()
-    assert job.func_name == "bench.naive.run_enquiry" and job.args == (EXAMPLE,)
+    assert job.func_name == "bench.naive.run_enquiry" and job.args == (EXAMPLE, None)
 
 
 def test_a_wrong_token_is_refused_and_nothing_is_queued(naive_app: tuple[FlaskClient, Queue]) -> None:
@@ -72,3 +72,47 @@ def test_a_wrong_token_is_refused_and_nothing_is_queued(naive_app: tuple[FlaskCl
     answer = http.post("/hooks/webform", json=EXAMPLE, headers={"X-Hook-Token": "wrong"})
     assert answer.status_code == 401 and answer.get_json() == {"error": "bad token"}
     assert queue.count == 0
+
+
+# --- The durable minimum (NAIVE_LEDGER_URL) ----------------------------------------------------
+
+
+@pytest.fixture
+def durable(any_db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The naive pipeline with its minimal ledger, on each database the bench runs on."""
+    minimal_ledger.create(any_db_url)
+    monkeypatch.setenv(naive.LEDGER_ENV, any_db_url)
+    monkeypatch.setattr(naive, "_ledger", None)
+    return any_db_url
+
+
+def test_the_durable_minimum_commits_the_body_before_answering(
+    durable: str, naive_app: tuple[FlaskClient, Queue]
+) -> None:
+    http, queue = naive_app
+    answer = http.post("/hooks/webform", json=EXAMPLE, headers={"X-Hook-Token": TOKEN})
+    assert answer.status_code == 202
+    (job,) = queue.get_jobs()
+    event_id = job.args[1]
+    assert isinstance(event_id, str) and minimal_ledger.count(durable) == (1, 0)
+
+
+def test_the_durable_minimum_records_each_of_the_four_steps(durable: str, stub: StubState) -> None:
+    event_id = naive.ledger().store_event(json.dumps(EXAMPLE).encode())  # type: ignore[union-attr]
+    naive.run_enquiry(EXAMPLE, event_id)
+    assert minimal_ledger.count(durable) == (1, 1)
+    assert stub.counts()["contacts"] == 1
+
+
+def test_a_refused_request_stores_nothing_in_the_durable_minimum(
+    durable: str, naive_app: tuple[FlaskClient, Queue]
+) -> None:
+    http, _queue = naive_app
+    http.post("/hooks/webform", json=EXAMPLE, headers={"X-Hook-Token": "wrong"})
+    assert minimal_ledger.count(durable) == (0, 0)
+
+
+def test_without_a_ledger_url_the_pipeline_keeps_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(naive.LEDGER_ENV, raising=False)
+    monkeypatch.setattr(naive, "_ledger", None)
+    assert naive.ledger() is None

@@ -163,14 +163,15 @@ def test_the_memory_section_shows_what_the_whole_worker_pool_occupies_when_it_wa
     assert "| End to end, 50 ms | 24.0 | 100.0 | max 95.0, min 90.0 | — |" in text  # saved before it was measured
 
 
-def reference(latency_ms: int, wf_per_s: float, ok: bool = True) -> dict[str, Any]:
-    return {
+def reference(latency_ms: int, wf_per_s: float, ok: bool = True, variant: str | None = None) -> dict[str, Any]:
+    measured = {
         "latency_ms": latency_ms,
         "workflows_per_s": wf_per_s,
         "succeeded": 2,
         "verify": {"ok": ok},
         "cpu": {"machine_busy": 0.9, "roles": {"workers (all)": {"cpu_s": 0.01, "cores": 1.0}}, "other_cores": 0.0},
     }
+    return measured if variant is None else {"variant": variant, **measured}  # None: saved before variants
 
 
 def test_hookflow_is_shown_against_the_naive_pipeline_latency_by_latency() -> None:
@@ -178,20 +179,63 @@ def test_hookflow_is_shown_against_the_naive_pipeline_latency_by_latency() -> No
     data["e2e"]["reference"] = [reference(0, 320.0), reference(50, 100.0, ok=False)]
     text = report.render(data, None)
     # Hookflow's scenarios: 160 wf/s at 0 ms, 100 at 50 ms; 2.0 s of worker CPU for 2 runs (1,000 ms each)
-    assert "| 0 ms | 320.0 | 5.0 | 160.0 | 1,000.0 | 0.50x | yes |" in text
-    assert "| 50 ms | 100.0 | 5.0 | 100.0 | 1,000.0 | 1.00x | **NO** |" in text
+    assert "| 0 ms | Hookflow | 160.0 | 1,000.0 | — | yes |" in text
+    assert "| 0 ms | naive Flask + RQ pipeline | 320.0 | 5.0 | 0.50x | yes |" in text
+    assert "| 50 ms | naive Flask + RQ pipeline | 100.0 | 5.0 | 1.00x | **NO** |" in text
     assert "- The naive Flask + RQ pipeline at 0 ms: machine 90% busy" in text
+
+
+def test_the_durable_minimum_is_shown_beside_the_naive_pipeline_at_each_latency() -> None:
+    data = results()
+    naive, durable = reference(0, 320.0, variant="naive"), reference(0, 200.0, variant="durable")
+    durable["memory"] = {"workers_mib": [45.0], "pool_processes": 2, "workers_pss_mib": 60.0}
+    data["e2e"]["reference"] = [naive, durable]
+    text = report.render(data, None)
+    assert "| 0 ms | durable minimum (naive + minimal ledger) | 200.0 | 5.0 | 0.80x | yes |" in text
+    assert "- The durable minimum (naive + minimal ledger) at 0 ms: machine 90% busy" in text
+    assert (
+        "| Durable minimum (naive + minimal ledger), 0 ms | — | — | max 45.0, min 45.0 | 60.0 for 2 processes |" in text
+    )
 
 
 def test_a_naive_pipeline_that_did_not_run_is_reported_beside_the_ones_that_did() -> None:
     data = results()
     naive = reference(0, 320.0)
     naive["memory"] = {"workers_mib": [40.0, 41.0], "pool_processes": 3, "workers_pss_mib": 90.0}
-    data["e2e"]["reference"] = [naive, {"latency_ms": 50, "error": "the warm-up did not complete"}]
+    data["e2e"]["reference"] = [
+        naive,
+        {"latency_ms": 50, "variant": "durable", "error": "the warm-up did not complete"},
+    ]
     text = report.render(data, None)
-    assert "| 50 ms | — | — | — | — | — | did not run: the warm-up did not complete |" in text
-    assert "| Naive Flask + RQ, 0 ms | — | — | max 41.0, min 40.0 | 90.0 for 3 processes |" in text
-    assert "The naive Flask + RQ pipeline at 50 ms" not in text
+    assert (
+        "| 50 ms | durable minimum (naive + minimal ledger) | — | — | — | did not run: the warm-up did not complete |"
+        in text
+    )
+    assert "| Naive Flask + RQ pipeline, 0 ms | — | — | max 41.0, min 40.0 | 90.0 for 3 processes |" in text
+    assert "The durable minimum (naive + minimal ledger) at 50 ms" not in text
+
+
+def test_ingest_shows_the_durable_minimum_as_the_floor_of_any_durable_ack() -> None:
+    data = results()
+    data["ingest"]["durable"] = {
+        **web(600.0, 9.0),
+        "verify": {"answers_202": 300, "events_stored": 300, "jobs_queued": 300, "ok": True},
+    }
+    data["ingest"]["durable_ratio"] = 0.3
+    text = report.render(data, None)
+    assert "| Ingest ≥ 0.5x the bare endpoint | 0.30x (300.0 vs 1,000.0 req/s; the durable minimum: 0.30x) |" in text
+    assert "| 16 | Durable minimum | 600.0 | 2.0 | 9.0 | 0.60 |" in text
+    assert (
+        "| Ingest, the durable minimum: rows stored = queued jobs = 202 answers | 300 / 300 / 300 | **yes** |" in text
+    )
+    assert "| Durable minimum | 100 | 200.0 |" in text  # the fixed rate
+    assert "the durable minimum: CPU ms per request" in text
+
+
+def test_results_saved_before_the_durable_minimum_still_render() -> None:
+    text = report.render(results(), None)
+    assert "Durable minimum" not in text.split("## 1. Ingest")[1].split("## 2.")[0].replace("*durable minimum*", "")
+    assert "| 0.30x (300.0 vs 1,000.0 req/s) |" in text
 
 
 def test_a_run_without_the_naive_pipeline_says_so() -> None:
