@@ -79,6 +79,7 @@ def _parser(defaults: BenchConfig) -> argparse.ArgumentParser:
     add("--serial-events", type=int, default=defaults.serial_events, help="runs through one worker alone; 0 skips")
     add("--e2e-timeout", type=float, default=defaults.e2e_timeout, help="seconds per latency")
     add("--profile", action="store_true", help="add py-spy profiled runs (web and one worker)")
+    add("--profile-events", type=int, default=defaults.profile_events, help="runs in the profiled end-to-end run")
     add("--save-baseline", action="store_true", help="also store these results as bench/baseline.json")
     add("--report", type=Path, help="where to write the report (default docs/benchmarks.md)")
     add("--render", type=Path, metavar="RESULTS_JSON", help="only re-render the report from a saved results.json")
@@ -124,6 +125,7 @@ def parse(argv: list[str]) -> tuple[BenchConfig, argparse.Namespace]:
         serial_events=args.serial_events,
         e2e_timeout=args.e2e_timeout,
         profile=args.profile,
+        profile_events=args.profile_events,
         save_baseline=args.save_baseline,
         output_root=Path(args.in_snapshot[0]) if args.in_snapshot else PROJECT_ROOT,
         command=shlex.join(["python", "-m", "bench", *shown]),

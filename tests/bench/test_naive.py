@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from flask.testing import FlaskClient
 from redis import Redis
 from rq import Queue
@@ -78,12 +79,16 @@ def test_a_wrong_token_is_refused_and_nothing_is_queued(naive_app: tuple[FlaskCl
 
 
 @pytest.fixture
-def durable(any_db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def durable(any_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The naive pipeline with its minimal ledger, on each database the bench runs on."""
     minimal_ledger.create(any_db_url)
     monkeypatch.setenv(naive.LEDGER_ENV, any_db_url)
     monkeypatch.setattr(naive, "_ledger", None)
-    return any_db_url
+    yield any_db_url
+    engine = sa.create_engine(any_db_url)  # the session's PostgreSQL database holds Hookflow's tables alone
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE {minimal_ledger.TABLE}"))
+    engine.dispose()
 
 
 def test_the_durable_minimum_commits_the_body_before_answering(
