@@ -18,11 +18,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Engine, Executable, create_engine, event, make_url, text
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.migrate import ensure_sqlite_directory
+from engine.pg_direct import Direct, compile_direct
 
 IDLE_PING_SECONDS = 1.0
 # libpq's defaults turn a silent network (a dropped route, a firewall that forgets the flow) into
@@ -47,9 +48,19 @@ class Database:
     def __init__(self, url: str, sqlite_busy_timeout_ms: int = 30_000) -> None:
         self.url = url
         self.engine = _make_engine(url, sqlite_busy_timeout_ms)
-        # The same pool, each connection in autocommit while checked out: for writes that are one statement.
-        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._direct: dict[int, tuple[Executable, Direct]] = {}
+
+    def direct(self, statement: Executable) -> Direct:
+        """`statement` compiled once for this database, to run through engine.pg_direct (PostgreSQL only).
+
+        For statements that live as long as the process (module constants, cached builders):
+        the cache is keyed by the statement's identity.
+        """
+        found = self._direct.get(id(statement))
+        if found is None:
+            found = self._direct[id(statement)] = (statement, compile_direct(statement, self.engine.dialect))
+        return found[1]
 
     @property
     def is_sqlite(self) -> bool:

@@ -33,15 +33,15 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, inspect, select, update
+from sqlalchemy import bindparam, func, insert, inspect, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
-from engine import ledger_pg, observe, store
+from engine import ledger_pg, observe, pg_direct, store
 from engine.conductor import ACTIVE_RUN, AttemptStatus, Failure, Next, RunStatus
 from engine.db import Database
 from engine.models import Event, Run, StepAttempt
@@ -55,7 +55,7 @@ _CLAIM_RUN = (
         Run.id == bindparam("p_run"),
         Run.current_step == bindparam("p_step"),
         Run.attempt == bindparam("p_attempt"),
-        Run.status.in_(_ACTIVE),
+        Run.status.in_([literal(status) for status in _ACTIVE]),  # literals: engine.pg_direct binds no IN list
         ~store.blocked_in_lane(),
     )
     .values(
@@ -159,23 +159,19 @@ class EventViews:
         self._views: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, conn: Connection, event_id: str) -> dict[str, Any]:
+    def get(self, event_id: str, read: Callable[[str], Any]) -> dict[str, Any]:
+        """The event's view; `read(event_id)` gives its row when this process has not seen it lately."""
         with self._lock:
             view = self._views.get(event_id)
             if view is not None:
                 self._views.move_to_end(event_id)
                 return view
-        view = _read_event(conn, event_id)
+        view = event_view(read(event_id))
         with self._lock:
             self._views[event_id] = view
             if len(self._views) > self._size:
                 self._views.popitem(last=False)
         return view
-
-
-def _read_event(conn: Connection, event_id: str) -> dict[str, Any]:
-    row = conn.execute(_EVENT, {"p_event": event_id}).one()
-    return event_view(row)
 
 
 def event_view(event: Any) -> dict[str, Any]:
@@ -259,7 +255,9 @@ def claim_in_transaction(db: Database, events: EventViews, run_id: str, step_id:
             attempt_id = conn.execute(
                 _CLAIM_ATTEMPT, _started_attempt(run_id, step_id, row.step_index, attempt, now)
             ).scalar_one()
-            return _claimed(conn, events, row, step_id, attempt, attempt_id)
+            history = [PastAttempt(*past) for past in conn.execute(_HISTORY, {"p_run": row.id})]
+            event = events.get(row.event_id, lambda event_id: conn.execute(_EVENT, {"p_event": event_id}).one())
+            return Claim(_claimed_run(row), step_id, attempt, attempt_id, event, history)
     except IntegrityError:  # another delivery of this job claimed the attempt first
         return None
 
@@ -272,19 +270,15 @@ def claim_in_one_statement(db: Database, events: EventViews, run_id: str, step_i
     """
     params = {"p_run": run_id, "p_step": step_id, "p_attempt": attempt, "p_now": store.utcnow()}
     try:
-        with db.autocommit.connect() as conn:
-            row = conn.execute(_CLAIM_IN_ONE_STATEMENT, params).first()
+        with pg_direct.connect(db.engine) as conn:
+            row = conn.run(db.direct(_CLAIM_IN_ONE_STATEMENT), params).first()
             if row is None:
                 return None
-            return _claimed(conn, events, row, step_id, attempt, row.attempt_id)
+            history = [PastAttempt(*past) for past in conn.run(db.direct(_HISTORY), {"p_run": row.id}).rows]
+            event = events.get(row.event_id, lambda event_id: conn.run(db.direct(_EVENT), {"p_event": event_id}).one())
+            return Claim(_claimed_run(row), step_id, attempt, row.attempt_id, event, history)
     except IntegrityError:  # another delivery of this job claimed the attempt first
         return None
-
-
-def _claimed(conn: Connection, events: EventViews, row: Any, step_id: str, attempt: int, attempt_id: int) -> Claim:
-    """The claim of a run moved by `row`: with the run's attempts so far and its event."""
-    history = _history(conn, row.id)
-    return Claim(_claimed_run(row), step_id, attempt, attempt_id, events.get(conn, row.event_id), history)
 
 
 def _claimed_run(row: Any) -> ClaimedRun:
@@ -302,11 +296,6 @@ def _claimed_run(row: Any) -> ClaimedRun:
         failure,
         row.started_at,
     )
-
-
-def _history(conn: Connection, run_id: str) -> list[PastAttempt]:
-    rows = conn.execute(_HISTORY, {"p_run": run_id})
-    return [PastAttempt(*row) for row in rows]
 
 
 def definition_of(db: Database, run_id: str) -> dict[str, Any]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -275,7 +277,8 @@ class TestAdvance:
         following = ledger.advance(db, claimed, OUTCOME, Next(RunStatus.RUNNING, "job", 1, 1, 1))
         assert following is not None
         with db.engine.connect() as conn:
-            assert following.history == ledger._history(conn, claimed.run.id)
+            rows = conn.execute(ledger._HISTORY, {"p_run": claimed.run.id})
+            assert following.history == [ledger.PastAttempt(*row) for row in rows]
         assert following.event is claimed.event  # the event never changes: not read again
 
     def test_the_next_claim_is_unique_like_any_claim(self, db: Database) -> None:
@@ -307,9 +310,16 @@ class TestOneStatementOnPostgresql:
 
     @pytest.fixture
     def statements(self, empty_postgres_url: str) -> Iterator[tuple[Database, list[str]]]:
+        """A database whose connections record every statement psycopg sends, by SQLAlchemy or engine.pg_direct."""
         database = Database(empty_postgres_url)
         sent: list[str] = []
-        sa.event.listen(database.engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+
+        class Recording(psycopg.Cursor[Any]):
+            def execute(self, query: Any, params: Any = None, **options: Any) -> Any:
+                sent.append(str(query))
+                return super().execute(query, params, **options)
+
+        sa.event.listen(database.engine, "connect", lambda dbapi, _record: setattr(dbapi, "cursor_factory", Recording))
         yield database, sent
         database.dispose()
 
