@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
+from http.cookiejar import Cookie, CookieJar
 from typing import Any
 
 import httpx
@@ -22,6 +23,24 @@ from engine.redact import REDACTED, is_secret_name, redact_secret_fields
 MAX_LOGGED_BODY = 64 * 1024
 
 ErrorReader = Callable[[httpx.Response], str]
+
+
+class NoCookies(CookieJar):
+    """A cookie jar that keeps nothing, for the process's shared client.
+
+    httpx keeps every cookie a response sets and sends it with later requests to
+    that host. One client serves every run, step and credential of a worker
+    process, so a session cookie set by one call would ride along on the calls
+    of unrelated runs (and, for an API reached with several credentials, across
+    them). Our APIs authenticate with a header on every request; none needs
+    cookies. (Also the cheapest jar: the stdlib's parses every response's headers.)
+    """
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: Cookie) -> None:
+        return None
 
 
 class CallLog:

@@ -20,6 +20,7 @@ from redis import Redis
 
 from engine.db import Database
 from engine.errors import SpecError
+from engine.http import NoCookies
 from engine.ledger import EventViews
 from engine.loader import CatalogCache
 from engine.operations import OperationRegistry
@@ -62,6 +63,7 @@ class Services:
             with self._http_lock:
                 if self._http is None:
                     self._http = httpx.Client(
+                        cookies=NoCookies(),  # shared by every run: see engine.http.NoCookies
                         verify=self._tls_context(),
                         timeout=self.settings.http_timeout_seconds,
                         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),

@@ -6,6 +6,8 @@ import gc
 import logging
 import shutil
 import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +131,33 @@ def test_the_pool_forks_only_once_the_parent_is_prepared_and_frozen_out_of_the_c
         gc.unfreeze()
     assert seen == {"preloaded": True, "frozen": seen["frozen"], "workers": 3}
     assert seen["frozen"] > 10_000
+
+
+def test_a_cookie_one_api_answer_sets_is_not_sent_with_later_calls(services: Services) -> None:
+    """The process's one client serves every run and credential: nothing may carry over between calls."""
+    received: list[str | None] = []
+
+    class SetsACookie(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            received.append(self.headers.get("Cookie"))
+            self.send_response(200)
+            self.send_header("Set-Cookie", "session=run-one-secret; Path=/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SetsACookie)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        first = services.http.get(url)
+        services.http.get(url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert first.headers["set-cookie"].startswith("session=")  # the API did set one
+    assert received == [None, None]
+    assert not services.http.cookies
