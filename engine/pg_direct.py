@@ -29,6 +29,7 @@ one is named in a KeyError rather than written as NULL.
 
 from __future__ import annotations
 
+import logging
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -40,6 +41,8 @@ from sqlalchemy import Dialect, Engine
 from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.sql.selectable import ReturnsRows
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,12 @@ def connect(engine: Engine) -> Iterator[DirectConnection]:
         dbapi.autocommit = True
         yield DirectConnection(engine, dbapi, invalidate)
     finally:
-        if not invalidated and not dbapi.closed:
-            dbapi.autocommit = False  # as the pool's other users expect it
+        try:
+            if not invalidated and not dbapi.closed:
+                dbapi.autocommit = False  # as the pool's other users expect it
+        except psycopg.Error:
+            # Left inside a transaction (a statement that began one) or broken: it cannot go back as the
+            # pool's other users expect it, so the pool drops it. A bug to fix, hence the traceback.
+            log.error("a direct statement left its connection unusable; the pool replaces it", exc_info=True)
+            pooled.invalidate()
         pooled.close()

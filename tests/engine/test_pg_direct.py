@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, NoResultFound, OperationalError
@@ -130,3 +131,14 @@ def test_a_lost_connection_has_the_pool_replace_every_older_one(db: Database) ->
     with pg_direct.connect(db.engine) as one, pg_direct.connect(db.engine) as other:
         for conn in (one, other):
             assert conn.run(db.direct(_READ), {"p_id": "evt_absent"}).first() is None
+
+
+def test_a_connection_left_in_a_transaction_is_dropped_not_handed_back(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pg_direct.connect(db.engine) as conn:
+        conn.run(db.direct(sa.text("BEGIN")), {})  # autocommit cannot be switched off inside a transaction
+    assert "left its connection unusable" in caplog.text
+    assert db.engine.pool.checkedout() == 0  # released, not leaked
+    with db.engine.connect() as again:  # a fresh connection: no transaction carried over
+        assert again.connection.dbapi_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
