@@ -90,7 +90,7 @@ def compile_direct(statement: Executable, dialect: Dialect) -> Direct:
     binders = {
         name: bind.type.dialect_impl(dialect).bind_processor(dialect) for bind, name in compiled.bind_names.items()
     }
-    fixed = {name: value for name, value in compiled.construct_params(_check=False).items() if value is not None}
+    fixed = {name: bind.effective_value for bind, name in compiled.bind_names.items() if not bind.required}
     columns = list(statement.exported_columns) if isinstance(statement, ReturnsRows) else []
     row = namedtuple("Row", [column.key for column in columns], rename=True) if columns else None  # type: ignore[misc]
     readers = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)

@@ -142,3 +142,9 @@ def test_a_connection_left_in_a_transaction_is_dropped_not_handed_back(
     assert db.engine.pool.checkedout() == 0  # released, not leaked
     with db.engine.connect() as again:  # a fresh connection: no transaction carried over
         assert again.connection.dbapi_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_literal_values_are_part_of_the_statement_even_none_and_false(db: Database) -> None:
+    statement = sa.select(sa.literal(None, sa.String).label("nothing"), sa.literal(False).label("no"))
+    with pg_direct.connect(db.engine) as conn:
+        assert tuple(conn.run(db.direct(statement), {}).one()) == (None, False)
