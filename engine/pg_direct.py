@@ -23,8 +23,8 @@ than each failing a statement first.
 Only for statements whose parameters are all named and not expanding (`IN`
 lists must be written as literals); `compile_direct` refuses the others.
 Column defaults that SQLAlchemy computes at execution are not filled in: an
-INSERT is given every value (engine.ledger.row_values does), and a missing
-one is named in a KeyError rather than written as NULL.
+INSERT is given every value (engine.ledger.row_values does), and a statement
+that leaves one to compute is refused when compiled, rather than writing NULL.
 """
 
 from __future__ import annotations
@@ -78,8 +78,8 @@ def compile_direct(statement: Executable, dialect: Dialect) -> Direct:
     """Compile `statement` once for `dialect` (psycopg's), with its types' processors.
 
     Raises:
-        ValueError: the statement has an expanding parameter (an `IN` list bound at execution), or a
-            parameter whose name the SQL spells differently.
+        ValueError: the statement has an expanding parameter (an `IN` list bound at execution), a
+            parameter whose name the SQL spells differently, or a column default to compute at execution.
     """
     compiled = statement.compile(dialect=dialect)
     expanding = [name for bind, name in compiled.bind_names.items() if bind.expanding]
@@ -87,6 +87,9 @@ def compile_direct(statement: Executable, dialect: Dialect) -> Direct:
         raise ValueError(f"expanding parameter(s) {expanding}: write IN lists as literals for a direct statement")
     if compiled.escaped_bind_names:
         raise ValueError(f"parameter names SQLAlchemy would escape: {sorted(compiled.escaped_bind_names)}")
+    computed = [column.key for column in (*compiled.insert_prefetch, *compiled.update_prefetch)]
+    if computed:
+        raise ValueError(f"column default(s) SQLAlchemy computes at execution: give {', '.join(computed)} a value")
     binders = {
         name: bind.type.dialect_impl(dialect).bind_processor(dialect) for bind, name in compiled.bind_names.items()
     }

@@ -61,12 +61,10 @@ def test_a_missing_parameter_is_named(db: Database) -> None:
         conn.run(db.direct(_INSERT), {"p_id": "evt_x", "p_at": datetime.now(timezone.utc)})
 
 
-def test_a_column_default_is_not_filled_in_but_named(db: Database) -> None:
-    statement = sa.insert(Event).values(
-        id="evt_default", source="webform", status="accepted", raw_body=b"", headers={}, query={}
-    )
-    with pytest.raises(KeyError, match="duplicates"), pg_direct.connect(db.engine) as conn:
-        conn.run(db.direct(statement), {"received_at": datetime.now(timezone.utc)})
+def test_a_column_default_left_to_compute_is_refused_not_written_as_null(db: Database) -> None:
+    statement = sa.insert(Event).values(id="evt_default", source="webform", status="accepted", raw_body=b"")
+    with pytest.raises(ValueError, match="give duplicates a value"):
+        db.direct(statement)
 
 
 def test_an_in_list_bound_at_execution_is_refused() -> None:
