@@ -42,6 +42,7 @@ HEALTHY_SECONDS = 60.0
 HEARTBEAT_EVERY_SECONDS = 10.0  # the worker's key lives worker_ttl + 60 s (480 s) from each beat
 JOIN_POLL_SECONDS = 0.2
 IDLE_SLICE_SECONDS = 1  # how long a worker waits on an empty queue before looking for a stop request again
+REDIS_RETRY_MAX_SECONDS = 2.0  # the longest a worker sleeps between tries while Redis does not answer
 
 
 class StepWorker(SimpleWorker):
@@ -57,6 +58,12 @@ class StepWorker(SimpleWorker):
     stop_asked = False
     on_stop: Callable[[], None] | None = None
     on_cold_stop: Callable[[], None] | None = None
+    # RQ retries a dequeue that lost Redis after 1, 2, 4 ... up to 60 s, sleeping without
+    # looking at stop requests, so a worker asked to stop just after an outage could sleep on
+    # for up to a minute (a crew thread, which gets no signal, always would). Capped, a stop is
+    # seen within a couple of seconds of Redis answering again, and a returning Redis is used
+    # as soon; the price is a retry, and its log line, every 2 s per step worker while Redis is down.
+    max_connection_wait_time = REDIS_RETRY_MAX_SECONDS
 
     def handle_warm_shutdown_request(self) -> None:
         self.stop_asked = True

@@ -6,8 +6,11 @@ import threading
 import time
 
 import pytest
+from redis import Redis
+from rq import Queue
 from rq.worker.base import StopRequested
 
+from bootstrap.embedded_redis import EmbeddedRedis
 from engine.services import Services
 from engine.worker import IDLE_SLICE_SECONDS, StepWorker
 
@@ -46,3 +49,31 @@ def test_burst_mode_does_not_wait(services: Services) -> None:
     started = time.monotonic()
     assert worker_for(services).dequeue_job_and_maintain_ttl(None) is None
     assert time.monotonic() - started < IDLE_SLICE_SECONDS
+
+
+def test_after_a_redis_outage_a_stop_is_seen_within_seconds_not_after_rq_s_backoff() -> None:
+    """RQ would back off to 8 s sleeps within this 8 s outage; the cap keeps its sleeps short."""
+    redis = EmbeddedRedis().start()
+    worker = StepWorker([Queue("outage", connection=Redis.from_url(redis.url))], connection=Redis.from_url(redis.url))
+    ended: list[float] = []
+
+    def wait_for_work() -> None:
+        with pytest.raises(StopRequested):
+            worker.dequeue_job_and_maintain_ttl(RQ_DEQUEUE_TIMEOUT)
+        ended.append(time.monotonic())
+
+    waiting = threading.Thread(target=wait_for_work, daemon=True)
+    waiting.start()
+    time.sleep(IDLE_SLICE_SECONDS / 2)
+    port = redis.port
+    redis.stop()
+    time.sleep(8)
+    restarted = EmbeddedRedis(port).start()
+    try:
+        asked = time.monotonic()
+        worker._stop_requested = True  # what a warm stop sets (RQ's flag)
+        waiting.join(30)
+        assert ended, "the worker did not stop within 30 s of Redis coming back"
+        assert ended[0] - asked < 5.0  # seconds; RQ's own backoff sleeps 8 s here
+    finally:
+        restarted.stop()
