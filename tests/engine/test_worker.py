@@ -7,10 +7,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import pytest
 from pydantic import SecretStr
@@ -49,16 +51,32 @@ def deployment(tmp_path: Path) -> tuple[str, Path]:
     return database, workflows
 
 
-def start_worker(database: str, workflows: Path, redis_url: str, *options: str) -> subprocess.Popen[str]:
+_OUTPUT: dict[int, IO[str]] = {}  # each spawned process's output file, by pid
+
+
+def spawn(argv: list[str], database: str, workflows: Path, redis_url: str) -> subprocess.Popen[str]:
+    """The process, its output going to a file: a pipe read only at the end would block it once full."""
     env = {**os.environ, "DATABASE_URL": database, "REDIS_URL": redis_url, "WORKFLOWS_DIR": str(workflows), **SECRETS}
-    return subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "app", "worker", *options],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    output = tempfile.TemporaryFile("w+")  # noqa: SIM115 (it outlives this call: `finish` closes it)
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
+    _OUTPUT[process.pid] = output
+    return process
+
+
+def finish(process: subprocess.Popen[str]) -> str:
+    """Kill the process if it still runs; its whole output, also printed (pytest shows it when a test fails)."""
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    with _OUTPUT.pop(process.pid) as output:
+        output.seek(0)
+        text = output.read()
+    print(text)
+    return text
+
+
+def start_worker(database: str, workflows: Path, redis_url: str, *options: str) -> subprocess.Popen[str]:
+    return spawn([sys.executable, "-m", "flask", "--app", "app", "worker", *options], database, workflows, redis_url)
 
 
 def wait_for(predicate: Callable[[], bool], seconds: float) -> bool:
@@ -113,14 +131,7 @@ def test_the_worker_keeps_working_through_a_redis_restart_and_stops_on_sigterm(
         finally:
             restarted.stop()
     finally:
-        if worker.poll() is None:
-            worker.kill()
-        worker.communicate()
-
-
-def start_pool(argv: list[str], database: str, workflows: Path, redis_url: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "DATABASE_URL": database, "REDIS_URL": redis_url, "WORKFLOWS_DIR": str(workflows), **SECRETS}
-    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        finish(worker)
 
 
 @contextmanager
@@ -163,7 +174,7 @@ def test_a_pool_of_step_workers_runs_runs_in_separate_processes_and_stops_on_sig
     database, workflows = deployment
     if "rq.cli" in command:
         command = [*command, "--url", private_redis.url]
-    pool = start_pool(command, database, workflows, private_redis.url)
+    pool = spawn(command, database, workflows, private_redis.url)
     try:
         # Its step workers register, in two processes of their own (not the pool's)
         assert wait_for(lambda: registered_workers(private_redis.url) == workers, 60), "the pool did not start"
@@ -177,9 +188,7 @@ def test_a_pool_of_step_workers_runs_runs_in_separate_processes_and_stops_on_sig
         pool.wait(timeout=30)
         assert wait_for(lambda: not registered_worker_pids(private_redis.url), 10)
     finally:
-        if pool.poll() is None:
-            pool.kill()
-        output = pool.communicate()[0]
+        output = finish(pool)
     assert "Traceback" not in output, output
 
 
@@ -199,9 +208,7 @@ def two_threads_napping(
             assert wait_for(lambda: started.count == 2, 20), "the two jobs did not both start"
         yield worker
     finally:
-        if worker.poll() is None:
-            worker.kill()
-        worker.communicate()
+        finish(worker)
 
 
 def naps_done(redis_url: str) -> int:
