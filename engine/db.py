@@ -49,18 +49,18 @@ class Database:
         self.url = url
         self.engine = _make_engine(url, sqlite_busy_timeout_ms)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._direct: dict[int, tuple[Executable, Direct]] = {}
+        self._direct: dict[Executable, Direct] = {}
 
     def direct(self, statement: Executable) -> Direct:
         """`statement` compiled once for this database, to run through engine.pg_direct (PostgreSQL only).
 
         For statements that live as long as the process (module constants, cached builders):
-        the cache is keyed by the statement's identity.
+        statements hash by identity, so each is compiled once and kept.
         """
-        found = self._direct.get(id(statement))
+        found = self._direct.get(statement)
         if found is None:
-            found = self._direct[id(statement)] = (statement, compile_direct(statement, self.engine.dialect))
-        return found[1]
+            found = self._direct[statement] = compile_direct(statement, self.engine.dialect)
+        return found
 
     @property
     def is_sqlite(self) -> bool:

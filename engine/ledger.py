@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, inspect, literal, select, update
+from sqlalchemy import Executable, bindparam, func, insert, inspect, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine import ledger_pg, observe, pg_direct, store
@@ -255,9 +255,7 @@ def claim_in_transaction(db: Database, events: EventViews, run_id: str, step_id:
             attempt_id = conn.execute(
                 _CLAIM_ATTEMPT, _started_attempt(run_id, step_id, row.step_index, attempt, now)
             ).scalar_one()
-            history = [PastAttempt(*past) for past in conn.execute(_HISTORY, {"p_run": row.id})]
-            event = events.get(row.event_id, lambda event_id: conn.execute(_EVENT, {"p_event": event_id}).one())
-            return Claim(_claimed_run(row), step_id, attempt, attempt_id, event, history)
+            return _claimed(row, step_id, attempt, attempt_id, events, conn.execute)
     except IntegrityError:  # another delivery of this job claimed the attempt first
         return None
 
@@ -274,11 +272,26 @@ def claim_in_one_statement(db: Database, events: EventViews, run_id: str, step_i
             row = conn.run(db.direct(_CLAIM_IN_ONE_STATEMENT), params).first()
             if row is None:
                 return None
-            history = [PastAttempt(*past) for past in conn.run(db.direct(_HISTORY), {"p_run": row.id}).rows]
-            event = events.get(row.event_id, lambda event_id: conn.run(db.direct(_EVENT), {"p_event": event_id}).one())
-            return Claim(_claimed_run(row), step_id, attempt, row.attempt_id, event, history)
+
+            def read(statement: Executable, values: Any) -> pg_direct.Outcome:
+                return conn.run(db.direct(statement), values)
+
+            return _claimed(row, step_id, attempt, row.attempt_id, events, read)
     except IntegrityError:  # another delivery of this job claimed the attempt first
         return None
+
+
+def _claimed(
+    row: Any, step_id: str, attempt: int, attempt_id: int, events: EventViews, read: Callable[[Executable, Any], Any]
+) -> Claim:
+    """The claim of a run moved by `row`, with the run's attempts so far and its event.
+
+    `read(statement, params)` runs a query on the claim's connection and returns its rows
+    (SQLAlchemy's `Connection.execute`, or an engine.pg_direct connection's `run`).
+    """
+    history = [PastAttempt(*past) for past in read(_HISTORY, {"p_run": row.id})]
+    event = events.get(row.event_id, lambda event_id: read(_EVENT, {"p_event": event_id}).one())
+    return Claim(_claimed_run(row), step_id, attempt, attempt_id, event, history)
 
 
 def _claimed_run(row: Any) -> ClaimedRun:

@@ -102,8 +102,13 @@ def compile_direct(statement: Executable, dialect: Dialect) -> Direct:
 
 @dataclass
 class Outcome:
+    """A statement's rows and count, read like SQLAlchemy's Result where the ledger uses one."""
+
     rows: list[Any]
     rowcount: int
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.rows)
 
     def first(self) -> Any:
         return self.rows[0] if self.rows else None
