@@ -20,9 +20,9 @@ for rows we touch once; see docs/benchmarks.md):
   transaction, when the worker goes straight on to that step (engine.runner);
   the history is then carried over in memory instead of read back.
 
-On PostgreSQL, insert_event, claim, advance and record each write in one
-statement instead (engine.ledger_pg): same rows, same conditions, one round
-trip; claim's two reads follow it.
+On PostgreSQL, insert_event, claim, advance and record are one statement
+each instead (engine.ledger_pg): same rows, same conditions, one round trip;
+the claim's statement also reads the event and the run's earlier attempts.
 
 The statements are built once, at import, with bind parameters: building
 and hashing a SQLAlchemy statement per call cost more CPU than running it.
@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, bindparam, func, insert, inspect, literal, select, update
+from sqlalchemy import bindparam, func, insert, inspect, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine import ledger_pg, observe, pg_direct, store
@@ -82,29 +82,11 @@ _INSERT_EVENT = insert(Event)
 _INSERT_RUN = insert(Run)
 _CLAIM_ATTEMPT = insert(StepAttempt).returning(StepAttempt.id)
 _HISTORY = (
-    select(
-        StepAttempt.step_id,
-        StepAttempt.step_index,
-        StepAttempt.attempt,
-        StepAttempt.status,
-        StepAttempt.output,
-        StepAttempt.outcome_unknown,
-        StepAttempt.started_at,
-    )
+    select(*(StepAttempt.__table__.c[name] for name in ledger_pg.PAST_ATTEMPT_COLUMNS))
     .where(StepAttempt.run_id == bindparam("p_run"))
     .order_by(StepAttempt.step_index, StepAttempt.attempt)
 )
-_EVENT = select(
-    Event.id,
-    Event.dedupe_key,
-    Event.source,
-    Event.type,
-    Event.received_at,
-    Event.data,
-    Event.raw_data,
-    Event.headers,
-    Event.query,
-).where(Event.id == bindparam("p_event"))
+_EVENT = select(*ledger_pg.EVENT_COLUMNS).where(Event.id == bindparam("p_event"))
 _RECORD_ATTEMPT = update(StepAttempt).where(StepAttempt.id == bindparam("p_attempt_id"))
 # The run moves only if it is still on this attempt: a cancel that came in meanwhile stands.
 _RECORD_RUN = update(Run).where(
@@ -255,43 +237,33 @@ def claim_in_transaction(db: Database, events: EventViews, run_id: str, step_id:
             attempt_id = conn.execute(
                 _CLAIM_ATTEMPT, _started_attempt(run_id, step_id, row.step_index, attempt, now)
             ).scalar_one()
-            return _claimed(row, step_id, attempt, attempt_id, events, conn.execute)
+            history = [PastAttempt(*past) for past in conn.execute(_HISTORY, {"p_run": run_id})]
+            event = events.get(row.event_id, lambda event_id: conn.execute(_EVENT, {"p_event": event_id}).one())
+            return Claim(_claimed_run(row), step_id, attempt, attempt_id, event, history)
     except IntegrityError:  # another delivery of this job claimed the attempt first
         return None
 
 
 def claim_in_one_statement(db: Database, events: EventViews, run_id: str, step_id: str, attempt: int) -> Claim | None:
-    """claim on PostgreSQL: the run's move and the attempt's row in one statement, then the reads.
+    """claim on PostgreSQL: the run's move, the attempt's row, the event and the run's earlier attempts, one statement.
 
-    The reads come after that statement has committed, outside any transaction: the attempt is
-    this job's from then on, the run's earlier attempts no longer change, and events never do.
+    The attempt it inserts is not among the attempts it reads (one snapshot): its row is known
+    here, and goes into the history as the transaction's read would have returned it.
     """
-    params = {"p_run": run_id, "p_step": step_id, "p_attempt": attempt, "p_now": store.utcnow()}
+    now = store.utcnow()
+    params = {"p_run": run_id, "p_step": step_id, "p_attempt": attempt, "p_now": now}
     try:
         with pg_direct.connect(db.engine) as conn:
             row = conn.run(db.direct(_CLAIM_IN_ONE_STATEMENT), params).first()
-            if row is None:
-                return None
-
-            def read(statement: Executable, values: Any) -> pg_direct.Outcome:
-                return conn.run(db.direct(statement), values)
-
-            return _claimed(row, step_id, attempt, row.attempt_id, events, read)
     except IntegrityError:  # another delivery of this job claimed the attempt first
         return None
-
-
-def _claimed(
-    row: Any, step_id: str, attempt: int, attempt_id: int, events: EventViews, read: Callable[[Executable, Any], Any]
-) -> Claim:
-    """The claim of a run moved by `row`, with the run's attempts so far and its event.
-
-    `read(statement, params)` runs a query on the claim's connection and returns its rows
-    (SQLAlchemy's `Connection.execute`, or an engine.pg_direct connection's `run`).
-    """
-    history = [PastAttempt(*past) for past in read(_HISTORY, {"p_run": row.id})]
-    event = events.get(row.event_id, lambda event_id: read(_EVENT, {"p_event": event_id}).one())
-    return Claim(_claimed_run(row), step_id, attempt, attempt_id, event, history)
+    if row is None:
+        return None
+    started = PastAttempt(step_id, row.step_index, attempt, AttemptStatus.STARTED.value, None, False, now)
+    earlier = [PastAttempt(*past) for past in ledger_pg.earlier_attempts(row.earlier)]
+    history = sorted([*earlier, started], key=lambda past: (past.step_index, past.attempt))
+    event = events.get(row.event_id, lambda _: ledger_pg.event_row(row))
+    return Claim(_claimed_run(row), step_id, attempt, row.attempt_id, event, history)
 
 
 def _claimed_run(row: Any) -> ClaimedRun:

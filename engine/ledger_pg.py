@@ -26,10 +26,12 @@ per-call work (~0.13 ms of CPU of a statement's ~0.21).
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import datetime, timezone
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BindParameter,
     Executable,
     Insert,
@@ -37,11 +39,13 @@ from sqlalchemy import (
     Table,
     Update,
     bindparam,
+    func,
     insert,
     literal,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from engine import pg_direct, store
 from engine.conductor import AttemptStatus, Next, RunStatus
@@ -60,6 +64,20 @@ OUTCOME_COLUMNS = (
     "error_message",
     "outcome_unknown",
     "finished_at",
+)
+
+# What a claim reads of the run's earlier attempts (engine.ledger.PastAttempt, in this order) and of its event.
+PAST_ATTEMPT_COLUMNS = ("step_id", "step_index", "attempt", "status", "output", "outcome_unknown", "started_at")
+EVENT_COLUMNS = (
+    Event.id,
+    Event.dedupe_key,
+    Event.source,
+    Event.type,
+    Event.received_at,
+    Event.data,
+    Event.raw_data,
+    Event.headers,
+    Event.query,
 )
 
 
@@ -103,11 +121,13 @@ _RECORD = _MOVE.add_cte(_RECORDED)
 
 
 def claiming(claim_run: Update) -> Select[Any]:
-    """engine.ledger's `claim_run` (UPDATE runs ... RETURNING) and the attempt's INSERT as one statement.
+    """engine.ledger's `claim_run`, the attempt's INSERT and the claim's reads, as one statement.
 
-    Its row is claim_run's, plus `attempt_id`; there is none when the run was not waiting for
-    this attempt. A duplicate delivery fails on the attempt's unique key and, the statement being
-    all or nothing, leaves the run as it was, as the transaction does.
+    Its row is claim_run's, plus `attempt_id`, the event's columns (`event_*`) and `earlier`, the
+    run's attempts before this one as a JSON array (see `earlier_attempts`); there is none when the
+    run was not waiting for this attempt. A duplicate delivery fails on the attempt's unique key
+    and, the statement being all or nothing, leaves the run as it was, as the transaction does.
+    The reads see the statement's snapshot, so `earlier` never holds the attempt it inserts.
     """
     run = claim_run.cte("claimed_run")
     attempt = (
@@ -121,7 +141,39 @@ def claiming(claim_run: Update) -> Select[Any]:
         .returning(StepAttempt.id.label("attempt_id"))
         .cte("claimed_attempt")
     )
-    return select(run, attempt.c.attempt_id).select_from(run.join(attempt, literal(True)))
+    earlier = (
+        select(
+            func.json_agg(
+                aggregate_order_by(
+                    func.json_build_array(*(StepAttempt.__table__.c[name] for name in PAST_ATTEMPT_COLUMNS)),
+                    StepAttempt.step_index,
+                    StepAttempt.attempt,
+                ),
+                type_=JSON,
+            )
+        )
+        .where(StepAttempt.run_id == run.c.id)
+        .scalar_subquery()
+    )
+    return (
+        select(run, attempt.c.attempt_id, *(column.label(f"event_{column.key}") for column in EVENT_COLUMNS))
+        .add_columns(earlier.label("earlier"))
+        .select_from(run.join(attempt, literal(True)).join(Event, Event.id == run.c.event_id))
+    )
+
+
+def earlier_attempts(earlier: list[list[Any]] | None) -> list[tuple[Any, ...]]:
+    """`claiming`'s `earlier` as rows of PAST_ATTEMPT_COLUMNS, `started_at` a UTC datetime as the column reads.
+
+    PostgreSQL writes a timestamp in JSON as ISO 8601 with its offset and up to six decimals,
+    which `datetime.fromisoformat` reads back to the microsecond.
+    """
+    return [(*past[:-1], datetime.fromisoformat(past[-1]).astimezone(timezone.utc)) for past in earlier or ()]
+
+
+def event_row(row: Any) -> SimpleNamespace:
+    """The event's columns of a `claiming` row, named as engine.ledger.event_view reads them."""
+    return SimpleNamespace(**{column.key: getattr(row, f"event_{column.key}") for column in EVENT_COLUMNS})
 
 
 def advance(
