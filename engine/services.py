@@ -20,7 +20,7 @@ from redis import Redis
 
 from engine.db import Database
 from engine.errors import SpecError
-from engine.http import NoCookies
+from engine.http import SharedClient
 from engine.ledger import EventViews
 from engine.loader import CatalogCache
 from engine.operations import OperationRegistry
@@ -62,8 +62,7 @@ class Services:
         if self._http is None:
             with self._http_lock:
                 if self._http is None:
-                    self._http = httpx.Client(
-                        cookies=NoCookies(),  # shared by every run: see engine.http.NoCookies
+                    self._http = SharedClient(
                         verify=self._tls_context(),
                         timeout=self.settings.http_timeout_seconds,
                         limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),

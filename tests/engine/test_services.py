@@ -161,3 +161,5 @@ def test_a_cookie_one_api_answer_sets_is_not_sent_with_later_calls(services: Ser
     assert first.headers["set-cookie"].startswith("session=")  # the API did set one
     assert received == [None, None]
     assert not services.http.cookies
+    with pytest.raises(TypeError, match="keeps no cookies"):
+        services.http.cookies = {"session": "set-by-hand"}  # type: ignore[assignment]
