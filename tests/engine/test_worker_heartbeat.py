@@ -1,8 +1,12 @@
-"""The step worker's heartbeat: RQ's worker key kept alive, without three round trips per job."""
+"""What a step worker spends per job beside the job: its heartbeat (RQ's worker key kept alive, without three
+round trips per job) and its log lines."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
+
+import pytest
 
 from engine.services import Services
 from engine.worker import HEARTBEAT_EVERY_SECONDS, StepWorker
@@ -39,3 +43,14 @@ def test_a_beat_that_carries_a_timeout_or_rides_a_pipeline_always_goes_out(servi
         worker.heartbeat(pipeline=pipe)
         pipe.execute()
     assert beat_of(worker) != first
+
+
+def test_a_job_logs_its_start_and_end_but_not_rq_s_fixed_result_lifespan(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    services.queue.queue.enqueue("os.getpid", result_ttl=0)  # as every step job is enqueued (engine.queue)
+    caplog.set_level(logging.INFO, logger="rq.worker")
+    StepWorker([services.queue.queue], connection=services.redis).work(burst=True, with_scheduler=False)
+    lines = [record.getMessage() for record in caplog.records if record.name == "rq.worker"]
+    assert any("Job OK" in line for line in lines)
+    assert not [line for line in lines if "result discarded" in line]
