@@ -158,7 +158,9 @@ def claiming(claim_run: Update) -> Select[Any]:
     return (
         select(run, attempt.c.attempt_id, *(column.label(f"event_{column.key}") for column in EVENT_COLUMNS))
         .add_columns(earlier.label("earlier"))
-        .select_from(run.join(attempt, literal(True)).join(Event, Event.id == run.c.event_id))
+        # An outer join: whatever it finds, a claim that happened returns its row (PostgreSQL runs the
+        # UPDATE and the INSERT above even when the outer query returns nothing).
+        .select_from(run.join(attempt, literal(True)).outerjoin(Event, Event.id == run.c.event_id))
     )
 
 
