@@ -28,7 +28,7 @@ class Pool(NamedTuple):
         return str(self.processes) if self.threads == 1 else f"{self.processes}x{self.threads}"
 
 
-THREADED_POOL = Pool(4, 16)
+THREADED_POOL = Pool(4, 8)
 PROCESS_POOL = Pool(4)
 
 
@@ -54,9 +54,7 @@ class BenchConfig:
     # context switches of many processes on 2 cores). At 0 ms there is no latency to hide: 2 processes per core
     # did 89 wf/s at 12.6 ms of worker CPU per run, against 77 with 8 (15.9 ms) and ~60 with 24 (~20 ms). At
     # 50 ms a run holds its worker ~220 ms: 24 processes did 58 wf/s at ~20 ms per run, 4 processes of 8 threads
-    # 90 wf/s at 11.3 ms (quick runs; docs/running.md has the sweeps). Once a run cost less CPU, 32 threads left
-    # the machine 87-88% busy at 50 ms; 4 x 16 kept it at 95-97% and did 112-121 wf/s against 106-109 for 4 x 8,
-    # in two pairs of runs (2026-12-07); 4 x 24 did 97, its threads queueing for the interpreter lock.
+    # 90 wf/s at 11.3 ms (quick runs; docs/running.md has the sweeps).
     workers: Pool = THREADED_POOL
     workers_by_latency: tuple[tuple[int, Pool], ...] = ((0, PROCESS_POOL),)  # (API latency ms, pool) exceptions
     latencies_ms: tuple[int, ...] = (0, 50)
