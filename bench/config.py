@@ -54,7 +54,10 @@ class BenchConfig:
     # context switches of many processes on 2 cores). At 0 ms there is no latency to hide: 2 processes per core
     # did 89 wf/s at 12.6 ms of worker CPU per run, against 77 with 8 (15.9 ms) and ~60 with 24 (~20 ms). At
     # 50 ms a run holds its worker ~220 ms: 24 processes did 58 wf/s at ~20 ms per run, 4 processes of 8 threads
-    # 90 wf/s at 11.3 ms (quick runs; docs/running.md has the sweeps).
+    # 90 wf/s at 11.3 ms (quick runs; docs/running.md has the sweeps). More threads raise throughput a little and
+    # the engine's overhead per step a lot, steps queueing for the CPU and the interpreter lock (2026-12-07, 50 ms):
+    # 4 x 8 106-109 wf/s at a median overhead of 1.3-1.4 ms, 4 x 12 107 at 4.3, 4 x 16 112-121 at 5.1-6.0 (over
+    # the 5 ms the brief allows), 4 x 24 97 at 10.7. So 4 x 8.
     workers: Pool = THREADED_POOL
     workers_by_latency: tuple[tuple[int, Pool], ...] = ((0, PROCESS_POOL),)  # (API latency ms, pool) exceptions
     latencies_ms: tuple[int, ...] = (0, 50)
