@@ -262,6 +262,26 @@ class TestHistory:
         ]
 
 
+    def test_a_step_claimed_again_after_a_later_one_ran_takes_its_place_by_step(self, db: Database) -> None:
+        """A manual retry of a failed step, after the workflow's on_failure step (a later index) ran."""
+        job = ledger.advance(db, claimed_run(db), OUTCOME, Next(RunStatus.RUNNING, "job", 1, 1, 1))
+        assert job is not None
+        notify = ledger.advance(db, job, {**OUTCOME, "status": "failed"}, Next(RunStatus.RUNNING, "notify", 4, 1, 1))
+        assert notify is not None
+        assert ledger.record(db, notify, OUTCOME, Next(RunStatus.FAILED, "job", 1, 1, 1))
+        with db.session() as session:  # what a manual retry leaves: the run waits for the failed step again
+            run = session.get(Run, job.run.id)
+            run.status, run.current_step, run.step_index, run.attempt = "queued", "job", 1, 2
+            session.commit()
+        retry = ledger.claim(db, ledger.EventViews(), job.run.id, "job", 2)
+        assert retry is not None
+        assert [(past.step_id, past.attempt) for past in retry.history] == [
+            ("contact", 1),
+            ("job", 1),
+            ("job", 2),
+            ("notify", 1),
+        ]
+
 class TestRecords:
     def claimed(self, db: Database) -> ledger.Claim:
         return claimed_run(db)
