@@ -261,7 +261,6 @@ class TestHistory:
             ("job", 2, "started"),
         ]
 
-
     def test_a_step_claimed_again_after_a_later_one_ran_takes_its_place_by_step(self, db: Database) -> None:
         """A manual retry of a failed step, after the workflow's on_failure step (a later index) ran."""
         job = ledger.advance(db, claimed_run(db), OUTCOME, Next(RunStatus.RUNNING, "job", 1, 1, 1))
@@ -281,6 +280,7 @@ class TestHistory:
             ("job", 2),
             ("notify", 1),
         ]
+
 
 class TestRecords:
     def claimed(self, db: Database) -> ledger.Claim:
