@@ -24,8 +24,14 @@ from rq.registry import ScheduledJobRegistry
 log = logging.getLogger(__name__)
 
 RUN_STEP = "engine.runner.run_step"
+# How long RQ keeps a finished step job (its hash and its result; the ledger holds the step's real outcome).
+# Not 0: with result_ttl=0 RQ deletes the job at once, and its delete reads the job's status and, twice, its
+# executions, six more round trips per job. A job that lives on for a second is written in the pipeline RQ
+# sends anyway: 1.5 ms of worker CPU per job instead of 2.0, and 0.38 ms of Redis's instead of 0.54
+# (no-op jobs, 4 x 1,000 each way, 2026-12-07). A finished job holds its id meanwhile: see `missing`.
+FINISHED_JOB_TTL_SECONDS = 1
 # Job states after which RQ will never run the job again: the step must be re-enqueued.
-_DEAD = {JobStatus.FAILED.value, JobStatus.STOPPED.value, JobStatus.CANCELED.value}
+_DEAD = {JobStatus.FINISHED.value, JobStatus.FAILED.value, JobStatus.STOPPED.value, JobStatus.CANCELED.value}
 
 
 def job_id(run_id: str, step_id: str, attempt: int) -> str:
@@ -56,7 +62,7 @@ class StepQueue:
         options = {
             "job_id": job_id(run_id, step_id, attempt),
             "job_timeout": self._job_timeout,
-            "result_ttl": 0,  # the ledger holds results; a finished job frees its id at once
+            "result_ttl": FINISHED_JOB_TTL_SECONDS,
             "failure_ttl": 7 * 24 * 3600,
             "unique": True,
         }
@@ -86,15 +92,17 @@ class StepQueue:
             attempt,
             job_id=f"{job_id(run_id, step_id, attempt)}-wake-{uuid.uuid4().hex[:12]}",
             job_timeout=self._job_timeout,
-            result_ttl=0,
+            result_ttl=FINISHED_JOB_TTL_SECONDS,
             failure_ttl=7 * 24 * 3600,
         )
 
     def missing(self, keys: Iterable[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
         """The (run, step, attempt) keys with no live job in Redis: absent, or dead for good.
 
-        A dead job (failed, stopped, cancelled) is deleted so the step can be enqueued again
-        under the same id.
+        A dead job (finished, failed, stopped, cancelled) is deleted so the step can be enqueued
+        again under the same id. A finished job is dead too: a run still waiting for its step after
+        the job ended (its lane was busy) needs another job, and a finished job's id would otherwise
+        refuse the unique enqueue until it expires.
         """
         keys = list(keys)
         if not keys:

@@ -64,8 +64,8 @@ class StepWorker(SimpleWorker):
     # seen within a couple of seconds of Redis answering again, and a returning Redis is used
     # as soon; the price is a retry, and its log line, every 2 s per step worker while Redis is down.
     max_connection_wait_time = REDIS_RETRY_MAX_SECONDS
-    # RQ's "job ... result discarded immediately" after every job: always the same here (result_ttl 0,
-    # engine.queue), and a line per run no one reads; RQ's own switch turns it off.
+    # RQ's "job ... result is kept for 1 seconds" after every job: always the same here (engine.queue's
+    # FINISHED_JOB_TTL_SECONDS), and a line per run no one reads; RQ's own switch turns it off.
     log_result_lifespan = False
 
     def handle_warm_shutdown_request(self) -> None:

@@ -76,6 +76,21 @@ def test_a_dead_job_in_redis_is_replaced(client: FlaskClient, services: Services
     assert services.queue.queue.job_ids == [f"{run_id}-contact-1"]
 
 
+def test_a_finished_job_of_a_run_still_waiting_for_its_step_is_replaced(
+    client: FlaskClient, services: Services
+) -> None:
+    # Given the step's job ran and finished without moving the run (it found the run's lane busy), and RQ
+    # keeps a finished job for a moment (engine.queue.FINISHED_JOB_TTL_SECONDS), holding its id
+    (run_id,) = submit(client, 1)
+    job = Job.fetch(f"{run_id}-contact-1", connection=services.redis)
+    services.queue.queue.remove(job)
+    job.set_status("finished")
+    assert services.queue.enqueue(run_id, "contact", 1) is False  # the id is taken while the job lives
+    # When the reconciler passes, the step is enqueued again under the same id
+    assert recovery.reconcile(services).requeued == 1
+    assert services.queue.queue.job_ids == [f"{run_id}-contact-1"]
+
+
 def test_a_dead_job_whose_execution_record_expired_is_replaced_too(client: FlaskClient, services: Services) -> None:
     # Given a step job a killed worker left behind: RQ marked it abandoned (failed), and the hash of its
     # execution has expired while the job still lists it (RQ's own Job.delete() raises on that)

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from engine.queue import FINISHED_JOB_TTL_SECONDS
 from engine.services import Services
 from engine.worker import HEARTBEAT_EVERY_SECONDS, StepWorker
 
@@ -48,9 +49,9 @@ def test_a_beat_that_carries_a_timeout_or_rides_a_pipeline_always_goes_out(servi
 def test_a_job_logs_its_start_and_end_but_not_rq_s_fixed_result_lifespan(
     services: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
-    services.queue.queue.enqueue("os.getpid", result_ttl=0)  # as every step job is enqueued (engine.queue)
+    services.queue.queue.enqueue("os.getpid", result_ttl=FINISHED_JOB_TTL_SECONDS)  # as step jobs are (engine.queue)
     caplog.set_level(logging.INFO, logger="rq.worker")
     StepWorker([services.queue.queue], connection=services.redis).work(burst=True, with_scheduler=False)
     lines = [record.getMessage() for record in caplog.records if record.name == "rq.worker"]
     assert any("Job OK" in line for line in lines)
-    assert not [line for line in lines if "result discarded" in line]
+    assert not [line for line in lines if "result is kept" in line]
