@@ -5,9 +5,9 @@ engine.ledger_pg). Through SQLAlchemy's `Connection.execute` each of those costs
 ~0.21 ms of client CPU, of which the statement itself (psycopg's prepared
 execute) is ~0.08: the rest is SQLAlchemy looking the statement up in its
 compiled cache, building an execution context and a result, on every call
-(`make bench-writes`, docs/benchmarks-writes.md). A 4-step run makes seven
-such statements, so this is ~1 ms of CPU per run on a machine where the whole
-run costs ~16.
+(`make bench-writes`, docs/benchmarks-writes.md). A 4-step run makes six
+such statements (seven when this was written), so this was ~1 ms of CPU per
+run on a machine where the whole run cost ~16.
 
 Here the statement is compiled once per dialect, by SQLAlchemy, and its types'
 own bind and result processors are looked up once; each call then runs the
