@@ -160,13 +160,17 @@ def _mask(text: str, secrets: list[str]) -> str:
 
 
 def _masked(value: Any, secrets: list[str]) -> Any:
-    value = redact_secret_fields(value)
+    """Credential-named fields redacted (at every depth, once), then secret values masked in every string."""
+    return _masked_strings(redact_secret_fields(value), secrets)
+
+
+def _masked_strings(value: Any, secrets: list[str]) -> Any:
     if isinstance(value, str):
         return _mask(value, secrets)
     if isinstance(value, dict):
-        return {key: _masked(item, secrets) for key, item in value.items()}
+        return {key: _masked_strings(item, secrets) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_masked(item, secrets) for item in value]
+        return [_masked_strings(item, secrets) for item in value]
     return value
 
 

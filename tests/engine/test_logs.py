@@ -97,6 +97,15 @@ def test_secrets_are_masked_by_value_and_by_field_name(
     assert other["msg"] == "admin token [redacted] leaked" and other["api_token"] == "[redacted]" and other["n"] == 1
 
 
+def test_nested_fields_are_masked_at_every_depth_by_name_and_by_value() -> None:
+    scrubber = logs.Scrubber(["bc-key-12345"])
+    value = {"outer": [{"token": "tok-abc", "inner": {"note": "key bc-key-12345", "n": 3}}], "tuple": ("bc-key-12345",)}
+    assert scrubber.value(value) == {
+        "outer": [{"token": "[redacted]", "inner": {"note": "key [redacted]", "n": 3}}],
+        "tuple": ["[redacted]"],
+    }
+
+
 def test_text_format_is_for_people_and_masks_too(restore_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
     logs.configure(Settings(log_format="text", admin_token=SecretStr("adm-67890")))
     logs.log_fact(RunFinished("run_x", "evt_x", "w", "failed", "boom adm-67890", "contact", 5.0))
