@@ -26,8 +26,7 @@ ErrorReader = Callable[[httpx.Response], str]
 
 
 class _KeepNothing(CookieJar):
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
+    """The jar behind NoCookies: `Cookies.set` and friends store nothing either."""
 
     def set_cookie(self, cookie: Cookie) -> None:
         return None

@@ -38,7 +38,7 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import Dialect, Engine
-from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import Executable
 from sqlalchemy.sql.selectable import ReturnsRows
 
@@ -107,19 +107,8 @@ class Outcome:
     rows: list[Any]
     rowcount: int
 
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.rows)
-
     def first(self) -> Any:
         return self.rows[0] if self.rows else None
-
-    def one(self) -> Any:
-        """The only row, as `Result.one()`: raises NoResultFound or MultipleResultsFound otherwise."""
-        if not self.rows:
-            raise NoResultFound("no row was found when one was required")
-        if len(self.rows) > 1:
-            raise MultipleResultsFound("multiple rows were found when exactly one was required")
-        return self.rows[0]
 
     def scalar(self) -> Any:
         return self.rows[0][0] if self.rows else None
