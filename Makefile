@@ -42,7 +42,7 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	touch $@
 
 # Benchmarks (issue #8): docs/benchmarks.md from a bounded, loopback-only run of about 6 minutes.
-#   make bench [PROFILE=1] [DB=sqlite] [RATE=200] [DURATION=30] [WORKERS=0:4,4x8] [EVENTS=2000] [BENCH_ARGS="--preload ..."]
+#   make bench [PROFILE=1] [DB=sqlite] [RATE=200] [DURATION=30] [WORKERS=0:4,4x12] [EVENTS=2000] [BENCH_ARGS="--preload ..."]
 #   make bench-quick     the same in about two minutes; its report goes to bench-results/, not docs/
 # Everything else: .venv/bin/python -m bench --help
 BENCH_FLAGS = $(if $(PROFILE),--profile) $(if $(DB),--db $(DB)) $(if $(RATE),--rate $(RATE)) \

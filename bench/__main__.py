@@ -33,7 +33,7 @@ def _pool(text: str) -> Pool:
 
 
 def _workers(text: str) -> tuple[Pool, tuple[tuple[int, Pool], ...]]:
-    """`24` or `4x8`, or per API latency: `0:4,4x8` (4 processes at 0 ms, 4 of 8 threads at every other latency)."""
+    """`24` or `4x8`, or per API latency: `0:4,4x12` (4 processes at 0 ms, 4 of 12 threads at every other latency)."""
     default, exceptions = None, []
     for part in text.split(","):
         latency, sep, pool = part.partition(":")
@@ -44,7 +44,7 @@ def _workers(text: str) -> tuple[Pool, tuple[tuple[int, Pool], ...]]:
         else:
             raise argparse.ArgumentTypeError(f"{text!r}: give one plain count, for the other latencies")
     if default is None:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a plain count for the other latencies, e.g. 0:4,4x8")
+        raise argparse.ArgumentTypeError(f"{text!r}: give a plain count for the other latencies, e.g. 0:4,4x12")
     return default, tuple(exceptions)
 
 

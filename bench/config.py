@@ -28,7 +28,7 @@ class Pool(NamedTuple):
         return str(self.processes) if self.threads == 1 else f"{self.processes}x{self.threads}"
 
 
-THREADED_POOL = Pool(4, 8)
+THREADED_POOL = Pool(4, 12)
 PROCESS_POOL = Pool(4)
 
 
@@ -51,13 +51,13 @@ class BenchConfig:
     events: int = 2000
     # Step workers in one pool, sized per API latency as docs/running.md advises: enough to hide the latency,
     # in threads rather than processes, since every process beyond a few costs CPU per run (the CPU caches and
-    # context switches of many processes on 2 cores). At 0 ms there is no latency to hide: 2 processes per core
-    # did 89 wf/s at 12.6 ms of worker CPU per run, against 77 with 8 (15.9 ms) and ~60 with 24 (~20 ms). At
-    # 50 ms a run holds its worker ~220 ms: 24 processes did 58 wf/s at ~20 ms per run, 4 processes of 8 threads
-    # 90 wf/s at 11.3 ms (quick runs; docs/running.md has the sweeps). More threads raise throughput a little and
-    # the engine's overhead per step a lot, steps queueing for the CPU and the interpreter lock (2026-12-07, 50 ms):
-    # 4 x 8 106-109 wf/s at a median overhead of 1.3-1.4 ms, 4 x 12 107 at 4.3, 4 x 16 112-121 at 5.1-6.0 (over
-    # the 5 ms the brief allows), 4 x 24 97 at 10.7. So 4 x 8.
+    # context switches of many processes on 2 cores). At 0 ms there is no latency to hide: 2 processes per core.
+    # At 50 ms a step holds its worker ~53 ms, so W step workers finish at most W / (4 x 0.053) runs/s: 32 (4 x 8)
+    # cap out at ~150 before any queueing between steps, 48 (4 x 12) leave half again as much room. Measured
+    # (2026-12-07, quick runs at 50 ms on an Intel Xeon host): 4 x 8 126 runs/s at a median overhead per step of
+    # 0.7 ms (machine 71% busy: concurrency-bound), 4 x 12 161 at 1.3 ms (85%), 4 x 16 175 at 2.8 ms (95%). On a
+    # slower AMD EPYC host earlier the same day 4 x 12 kept the overhead at 4.3 ms and 4 x 16 went over the 5 ms
+    # the brief allows (5.1-6.0). So 4 x 12.
     workers: Pool = THREADED_POOL
     workers_by_latency: tuple[tuple[int, Pool], ...] = ((0, PROCESS_POOL),)  # (API latency ms, pool) exceptions
     latencies_ms: tuple[int, ...] = (0, 50)

@@ -29,7 +29,7 @@ def test_make_bench_variables_become_the_config() -> None:
 
 def test_workers_are_sized_per_api_latency_unless_one_count_is_given() -> None:
     config, _ = parse([])
-    assert (config.workers_at(0), config.workers_at(50), config.workers_at(200)) == (Pool(4), Pool(4, 8), Pool(4, 8))
+    assert (config.workers_at(0), config.workers_at(50), config.workers_at(200)) == (Pool(4), Pool(4, 12), Pool(4, 12))
     config, _ = parse(["--workers", "12"])
     assert (config.workers_at(0), config.workers_at(50)) == (Pool(12), Pool(12))
     config, _ = parse(["--workers", "0:2,50:16,8"])
