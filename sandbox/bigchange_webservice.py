@@ -35,11 +35,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 
-from sandbox.faults import FaultPlan, inject_after, inject_before, register_control_routes
+from sandbox.control import is_api_request, register_control
+from sandbox.faults import FaultPlan, inject_after, inject_before
 
-CONTROL_PREFIX = "/__sandbox__"
 FIRST_ID = 38759340
 CUSTOM_FIELDS = ("Source", "Account manager", "Preferred contact")  # captions that exist in the tenant
 DEFAULT_GROUP = "Imported Contacts"
@@ -254,48 +254,20 @@ def create_app(
         except Refused as refused:
             return jsonify(Code=2, Result=str(refused))
 
-    app.register_blueprint(_control_blueprint(sim))
-    register_control_routes(app, sim.faults, CONTROL_PREFIX)
+    register_control(app, sim, sim.state)
 
     @app.before_request
     def faults_first() -> Response | None:
-        if request.path.startswith(CONTROL_PREFIX):
+        if not is_api_request():
             return None
         g.sandbox_arrived = time.time()
         return inject_before(sim.faults)
 
     @app.after_request
     def faults_then_log(response: Response) -> Response:
-        if not request.path.startswith(CONTROL_PREFIX):
+        if is_api_request():
             response = inject_after(sim.faults, response)
             sim.record_call(response)
         return response
 
     return app
-
-
-def _control_blueprint(sim: WebServiceSandbox) -> Blueprint:
-    bp = Blueprint("webservice_control", __name__, url_prefix=CONTROL_PREFIX)
-
-    @bp.get("/state")
-    def state() -> Response:
-        with sim.lock:
-            return jsonify(sim.state())
-
-    @bp.get("/calls")
-    def calls() -> Response:
-        with sim.lock:
-            return jsonify(sim.calls)
-
-    @bp.delete("/calls")
-    def clear_calls() -> tuple[str, int]:
-        with sim.lock:
-            sim.calls.clear()
-        return "", 204
-
-    @bp.post("/reset")
-    def reset() -> tuple[str, int]:
-        sim.reset()
-        return "", 204
-
-    return bp

@@ -37,13 +37,13 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from sandbox.faults import FaultPlan, inject_after, inject_before, register_control_routes
+from sandbox.control import is_api_request, register_control
+from sandbox.faults import FaultPlan, inject_after, inject_before
 
 EXTENSION_KEY = "lightening_sandbox"
-CONTROL_PREFIX = "/__sandbox__"
 FIRST_ID = 101
 CUSTOMERS = {
     1: {"customer_name": "Acme Property Ltd", "customer_account": "ACME01", "customer_custom_identifier": "ACM"},
@@ -317,8 +317,7 @@ def create_app(api_key: str = "sandbox-key", clock: Callable[[], datetime] | Non
     app.add_url_rule(
         "/contact/<int:contact_id>/delete", "delete", lambda contact_id: answer(delete_contact, contact_id)
     )
-    app.register_blueprint(_control_blueprint(sim))
-    register_control_routes(app, sim.faults, CONTROL_PREFIX)
+    register_control(app, sim, lambda: {"customers": CUSTOMERS, "contacts": copy.deepcopy(list(sim.contacts.values()))})
     _register_hooks(app, sim)
     return app
 
@@ -337,44 +336,14 @@ def _body() -> Record:
     return request.form.to_dict(flat=True)
 
 
-def _control_blueprint(sim: LighteningSandbox) -> Blueprint:
-    bp = Blueprint("lightening_control", __name__, url_prefix=CONTROL_PREFIX)
-
-    @bp.get("/state")
-    def state() -> Response:
-        with sim.lock:
-            return jsonify({"customers": CUSTOMERS, "contacts": copy.deepcopy(list(sim.contacts.values()))})
-
-    @bp.get("/calls")
-    def calls() -> Response:
-        with sim.lock:
-            return jsonify(sim.calls)
-
-    @bp.delete("/calls")
-    def clear_calls() -> tuple[str, int]:
-        with sim.lock:
-            sim.calls.clear()
-        return "", 204
-
-    @bp.post("/reset")
-    def reset() -> tuple[str, int]:
-        sim.reset()
-        return "", 204
-
-    return bp
-
-
 def _register_hooks(app: Flask, sim: LighteningSandbox) -> None:
-    def is_api() -> bool:
-        return not request.path.startswith(CONTROL_PREFIX)
-
     @app.before_request
     def faults_first() -> Response | None:
-        return inject_before(sim.faults) if is_api() else None
+        return inject_before(sim.faults) if is_api_request() else None
 
     @app.after_request
     def faults_then_log(response: Response) -> Response:
-        if is_api():
+        if is_api_request():
             response = inject_after(sim.faults, response)
             sim.record_call(_redacted(_body(), sim.api_key) or None, response.status_code)
         return response

@@ -45,16 +45,16 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from sandbox.additiv.endpoints import ENDPOINTS, Call, Endpoint, checked
-from sandbox.additiv.state import AdditivSandbox, ApiError, Record
-from sandbox.faults import inject_after, inject_before, register_control_routes
+from sandbox.additiv.state import AdditivSandbox, ApiError, Record, Tenant
+from sandbox.control import is_api_request, register_control
+from sandbox.faults import inject_after, inject_before
 from sandbox.validation import InputError, from_query
 
 EXTENSION_KEY = "additiv_sandbox"
-CONTROL_PREFIX = "/__sandbox__"
 
 
 def create_app(api_key: str = "sandbox-key", clock: Callable[[], datetime] | None = None) -> Flask:
@@ -70,8 +70,7 @@ def create_app(api_key: str = "sandbox-key", clock: Callable[[], datetime] | Non
     app.extensions[EXTENSION_KEY] = sim
     for ep in ENDPOINTS:
         app.add_url_rule(ep.rule, endpoint=f"{ep.method} {ep.rule}", view_func=_view(sim, ep), methods=[ep.method])
-    app.register_blueprint(_control_blueprint(sim))
-    register_control_routes(app, sim.faults, CONTROL_PREFIX)
+    register_control(app, sim, lambda: _state(sim.tenant))
     _register_hooks(app, sim)
     return app
 
@@ -117,55 +116,26 @@ def _language() -> str:
     return wanted.split(",")[0].split("-")[0].strip().lower() or "en"
 
 
-def _control_blueprint(sim: AdditivSandbox) -> Blueprint:
-    bp = Blueprint("additiv_control", __name__, url_prefix=CONTROL_PREFIX)
-
-    @bp.get("/state")
-    def state() -> Response:
-        with sim.lock:
-            tenant = sim.tenant
-            return jsonify(
-                {
-                    "contacts": copy.deepcopy(list(tenant.contacts.values())),
-                    "change_requests": [
-                        {k: v for k, v in r.items() if not k.startswith("_")} for r in tenant.change_requests.values()
-                    ],
-                    "history": copy.deepcopy(tenant.history),
-                    "legal_entities": copy.deepcopy(list(tenant.legal_entities.values())),
-                    "exports": sorted(tenant.exports),
-                }
-            )
-
-    @bp.get("/calls")
-    def calls() -> Response:
-        with sim.lock:
-            return jsonify(sim.calls)
-
-    @bp.delete("/calls")
-    def clear_calls() -> tuple[str, int]:
-        with sim.lock:
-            sim.calls.clear()
-        return "", 204
-
-    @bp.post("/reset")
-    def reset() -> tuple[str, int]:
-        sim.reset()
-        return "", 204
-
-    return bp
+def _state(tenant: Tenant) -> Record:
+    return {
+        "contacts": copy.deepcopy(list(tenant.contacts.values())),
+        "change_requests": [
+            {k: v for k, v in r.items() if not k.startswith("_")} for r in tenant.change_requests.values()
+        ],
+        "history": copy.deepcopy(tenant.history),
+        "legal_entities": copy.deepcopy(list(tenant.legal_entities.values())),
+        "exports": sorted(tenant.exports),
+    }
 
 
 def _register_hooks(app: Flask, sim: AdditivSandbox) -> None:
-    def is_api() -> bool:
-        return not request.path.startswith(CONTROL_PREFIX)
-
     @app.before_request
     def faults_first() -> Response | None:
-        return inject_before(sim.faults) if is_api() else None
+        return inject_before(sim.faults) if is_api_request() else None
 
     @app.after_request
     def faults_then_log(response: Response) -> Response:
-        if is_api():
+        if is_api_request():
             response = inject_after(sim.faults, response)
             body = request.get_json(silent=True) if request.is_json else (request.get_data(as_text=True) or None)
             entry = {

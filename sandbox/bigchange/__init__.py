@@ -40,6 +40,6 @@ and a row in `app.ENDPOINTS`.
 
 from __future__ import annotations
 
-from sandbox.bigchange.app import CONTROL_PREFIX, ENDPOINTS, EXTENSION_KEY, create_app
+from sandbox.bigchange.app import ENDPOINTS, EXTENSION_KEY, create_app
 
-__all__ = ["CONTROL_PREFIX", "ENDPOINTS", "EXTENSION_KEY", "create_app"]
+__all__ = ["ENDPOINTS", "EXTENSION_KEY", "create_app"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from http import HTTPStatus
 
-from flask import Blueprint, Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from sandbox.bigchange import contacts as c
@@ -18,11 +18,11 @@ from sandbox.bigchange import job_groups as jg
 from sandbox.bigchange import jobs as j
 from sandbox.bigchange import stock as s
 from sandbox.bigchange.state import ApiError, BigChangeSandbox, Record, Reply, gateway_error
-from sandbox.faults import inject_after, inject_before, register_control_routes
+from sandbox.control import is_api_request, register_control
+from sandbox.faults import inject_after, inject_before
 from sandbox.validation import Field, InputError, from_query, validate
 
 EXTENSION_KEY = "bigchange_sandbox"
-CONTROL_PREFIX = "/__sandbox__"
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,7 @@ def create_app(api_key: str = "sandbox-key", clock: Callable[[], datetime] | Non
     app.extensions[EXTENSION_KEY] = sim
     for ep in ENDPOINTS:
         app.add_url_rule(ep.path, endpoint=ep.path, view_func=_api_view(sim, ep), methods=[ep.method])
-    app.register_blueprint(_control_blueprint(sim))
-    register_control_routes(app, sim.faults, CONTROL_PREFIX)
+    register_control(app, sim, sim.state)
     _register_hooks(app, sim)
     return app
 
@@ -126,40 +125,10 @@ def _json_object() -> Record:
     return body
 
 
-def _control_blueprint(sim: BigChangeSandbox) -> Blueprint:
-    bp = Blueprint("bigchange_control", __name__, url_prefix=CONTROL_PREFIX)
-
-    @bp.get("/state")
-    def state() -> Response:
-        with sim.lock:
-            return jsonify(sim.state())
-
-    @bp.get("/calls")
-    def calls() -> Response:
-        with sim.lock:
-            return jsonify(sim.calls)
-
-    @bp.delete("/calls")
-    def clear_calls() -> tuple[str, int]:
-        with sim.lock:
-            sim.calls.clear()
-        return "", 204
-
-    @bp.post("/reset")
-    def reset() -> tuple[str, int]:
-        sim.reset()
-        return "", 204
-
-    return bp
-
-
 def _register_hooks(app: Flask, sim: BigChangeSandbox) -> None:
-    def is_api() -> bool:
-        return not request.path.startswith(CONTROL_PREFIX)
-
     @app.before_request
     def faults_first() -> Response | None:
-        if not is_api():
+        if not is_api_request():
             return None
         g.sandbox_arrived = time.time()
         return inject_before(sim.faults)
@@ -167,7 +136,7 @@ def _register_hooks(app: Flask, sim: BigChangeSandbox) -> None:
     @app.after_request
     def faults_then_log(response: Response) -> Response:
         # One hook, fixed order: the call log must record the status actually sent.
-        if is_api():
+        if is_api_request():
             response = inject_after(sim.faults, response)
             sim.record_call(response)
         return response
