@@ -37,8 +37,8 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 
-from sandbox.control import is_api_request, register_control
-from sandbox.faults import FaultPlan, inject_after, inject_before
+from sandbox.control import register_control
+from sandbox.faults import FaultPlan
 
 FIRST_ID = 38759340
 CUSTOM_FIELDS = ("Source", "Account manager", "Preferred contact")  # captions that exist in the tenant
@@ -254,20 +254,5 @@ def create_app(
         except Refused as refused:
             return jsonify(Code=2, Result=str(refused))
 
-    register_control(app, sim, sim.state)
-
-    @app.before_request
-    def faults_first() -> Response | None:
-        if not is_api_request():
-            return None
-        g.sandbox_arrived = time.time()
-        return inject_before(sim.faults)
-
-    @app.after_request
-    def faults_then_log(response: Response) -> Response:
-        if is_api_request():
-            response = inject_after(sim.faults, response)
-            sim.record_call(response)
-        return response
-
+    register_control(app, sim, sim.state, sim.record_call)
     return app

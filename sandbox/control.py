@@ -1,7 +1,8 @@
-"""The operator's side of every simulator, the same for each: state, call log, reset, faults.
+"""What every simulator does around its API, the same for each: control routes, faults, call log.
 
-Tests and drills drive all four simulators through these routes, so they must not
-drift apart; each simulator differs only in what its `/state` shows.
+Tests and drills drive all four simulators through these routes and rely on the
+same fault behaviour from each, so they must not drift apart; a simulator differs
+only in what its `/state` shows and what it keeps of a call.
 
     GET    {prefix}/state     what the simulated tenant holds now
     GET    {prefix}/calls     every API call received, in order
@@ -15,12 +16,13 @@ Control routes need no API key: they are the operator's side of the simulator.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from flask import Blueprint, Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, g, jsonify, request
 
-from sandbox.faults import FaultPlan, register_control_routes
+from sandbox.faults import FaultPlan, inject_after, inject_before, register_control_routes
 
 CONTROL_PREFIX = "/__sandbox__"
 
@@ -33,8 +35,36 @@ class Simulator(Protocol):
     def reset(self) -> None: ...
 
 
-def register_control(app: Flask, sim: Simulator, state: Callable[[], Any]) -> None:
-    """Add the control routes for `sim` to `app`; `state()` is called holding `sim.lock`."""
+def register_control(
+    app: Flask, sim: Simulator, state: Callable[[], Any], record_call: Callable[[Response], None]
+) -> None:
+    """Add the control routes for `sim` to `app`, and fault injection and logging around every API call.
+
+    Args:
+        state: what `/state` shows; called holding `sim.lock`.
+        record_call: keeps one API call in `sim.calls`; called after any fault has acted, so the
+            log holds the status actually sent. `g.sandbox_arrived` is when the call arrived.
+    """
+    app.register_blueprint(_control_blueprint(sim, state))
+    register_control_routes(app, sim.faults, CONTROL_PREFIX)
+
+    @app.before_request
+    def faults_first() -> Response | None:
+        if not _is_api_request():
+            return None
+        g.sandbox_arrived = time.time()
+        return inject_before(sim.faults)
+
+    @app.after_request
+    def faults_then_log(response: Response) -> Response:
+        # One hook, fixed order: the call log must record the status actually sent.
+        if _is_api_request():
+            response = inject_after(sim.faults, response)
+            record_call(response)
+        return response
+
+
+def _control_blueprint(sim: Simulator, state: Callable[[], Any]) -> Blueprint:
     bp = Blueprint("sandbox_control", __name__, url_prefix=CONTROL_PREFIX)
 
     @bp.get("/state")
@@ -58,10 +88,9 @@ def register_control(app: Flask, sim: Simulator, state: Callable[[], Any]) -> No
         sim.reset()
         return "", 204
 
-    app.register_blueprint(bp)
-    register_control_routes(app, sim.faults, CONTROL_PREFIX)
+    return bp
 
 
-def is_api_request() -> bool:
+def _is_api_request() -> bool:
     """True for a call to the simulated API, False for the operator's control routes."""
     return not request.path.startswith(CONTROL_PREFIX)

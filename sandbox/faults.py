@@ -3,9 +3,9 @@
 Connectors are only as good as their handling of the failures real APIs produce:
 rate limits with `Retry-After`, 5xx, slow answers, and the nastiest one, a request
 the API *did* carry out whose response was lost. A `FaultPlan` holds the faults a
-test or operator has asked for; a simulator calls `inject_before` / `inject_after`
-from its own request hooks (so it controls their order relative to its call log)
-and `register_control_routes` to expose:
+test or operator has asked for; sandbox/control.py calls `inject_before` /
+`inject_after` from every simulator's request hooks (before its call log, so the
+log holds the status actually sent) and `register_control_routes` to expose:
 
     POST   {prefix}/faults    add a fault (body: `FaultSpec`), 201 with its id
     GET    {prefix}/faults    pending faults and their remaining occurrences

@@ -40,8 +40,8 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from sandbox.control import is_api_request, register_control
-from sandbox.faults import FaultPlan, inject_after, inject_before
+from sandbox.control import register_control
+from sandbox.faults import FaultPlan
 
 EXTENSION_KEY = "lightening_sandbox"
 FIRST_ID = 101
@@ -317,8 +317,13 @@ def create_app(api_key: str = "sandbox-key", clock: Callable[[], datetime] | Non
     app.add_url_rule(
         "/contact/<int:contact_id>/delete", "delete", lambda contact_id: answer(delete_contact, contact_id)
     )
-    register_control(app, sim, lambda: {"customers": CUSTOMERS, "contacts": copy.deepcopy(list(sim.contacts.values()))})
-    _register_hooks(app, sim)
+    register_control(
+        app,
+        sim,
+        state=lambda: {"customers": CUSTOMERS, "contacts": copy.deepcopy(list(sim.contacts.values()))},
+        record_call=lambda response: sim.record_call(_redacted(_body(), sim.api_key) or None, response.status_code),
+    )
+    _register_error_handlers(app)
     return app
 
 
@@ -336,18 +341,7 @@ def _body() -> Record:
     return request.form.to_dict(flat=True)
 
 
-def _register_hooks(app: Flask, sim: LighteningSandbox) -> None:
-    @app.before_request
-    def faults_first() -> Response | None:
-        return inject_before(sim.faults) if is_api_request() else None
-
-    @app.after_request
-    def faults_then_log(response: Response) -> Response:
-        if is_api_request():
-            response = inject_after(sim.faults, response)
-            sim.record_call(_redacted(_body(), sim.api_key) or None, response.status_code)
-        return response
-
+def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         return _json({"error": exc.description or exc.name, "result": False}, exc.code or 500)

@@ -50,8 +50,7 @@ from werkzeug.exceptions import HTTPException
 
 from sandbox.additiv.endpoints import ENDPOINTS, Call, Endpoint, checked
 from sandbox.additiv.state import AdditivSandbox, ApiError, Record, Tenant
-from sandbox.control import is_api_request, register_control
-from sandbox.faults import inject_after, inject_before
+from sandbox.control import register_control
 from sandbox.validation import InputError, from_query
 
 EXTENSION_KEY = "additiv_sandbox"
@@ -70,8 +69,8 @@ def create_app(api_key: str = "sandbox-key", clock: Callable[[], datetime] | Non
     app.extensions[EXTENSION_KEY] = sim
     for ep in ENDPOINTS:
         app.add_url_rule(ep.rule, endpoint=f"{ep.method} {ep.rule}", view_func=_view(sim, ep), methods=[ep.method])
-    register_control(app, sim, lambda: _state(sim.tenant))
-    _register_hooks(app, sim)
+    register_control(app, sim, state=lambda: _state(sim.tenant), record_call=lambda response: _log_call(sim, response))
+    _register_error_handlers(app)
     return app
 
 
@@ -128,27 +127,20 @@ def _state(tenant: Tenant) -> Record:
     }
 
 
-def _register_hooks(app: Flask, sim: AdditivSandbox) -> None:
-    @app.before_request
-    def faults_first() -> Response | None:
-        return inject_before(sim.faults) if is_api_request() else None
+def _log_call(sim: AdditivSandbox, response: Response) -> None:
+    body = request.get_json(silent=True) if request.is_json else (request.get_data(as_text=True) or None)
+    entry = {
+        "method": request.method,
+        "path": request.path,
+        "query": request.args.to_dict(flat=True),
+        "json": body,
+        "status": response.status_code,
+    }
+    with sim.lock:
+        sim.calls.append(entry)
 
-    @app.after_request
-    def faults_then_log(response: Response) -> Response:
-        if is_api_request():
-            response = inject_after(sim.faults, response)
-            body = request.get_json(silent=True) if request.is_json else (request.get_data(as_text=True) or None)
-            entry = {
-                "method": request.method,
-                "path": request.path,
-                "query": request.args.to_dict(flat=True),
-                "json": body,
-                "status": response.status_code,
-            }
-            with sim.lock:
-                sim.calls.append(entry)
-        return response
 
+def _register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(InputError, lambda exc: _api_error(ApiError(400, "BadRequest", exc.message)))
     app.register_error_handler(HTTPException, _http_error)

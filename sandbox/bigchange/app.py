@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http import HTTPStatus
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from sandbox.bigchange import contacts as c
@@ -18,8 +17,7 @@ from sandbox.bigchange import job_groups as jg
 from sandbox.bigchange import jobs as j
 from sandbox.bigchange import stock as s
 from sandbox.bigchange.state import ApiError, BigChangeSandbox, Record, Reply, gateway_error
-from sandbox.control import is_api_request, register_control
-from sandbox.faults import inject_after, inject_before
+from sandbox.control import register_control
 from sandbox.validation import Field, InputError, from_query, validate
 
 EXTENSION_KEY = "bigchange_sandbox"
@@ -93,8 +91,8 @@ def create_app(api_key: str = "sandbox-key", clock: Callable[[], datetime] | Non
     app.extensions[EXTENSION_KEY] = sim
     for ep in ENDPOINTS:
         app.add_url_rule(ep.path, endpoint=ep.path, view_func=_api_view(sim, ep), methods=[ep.method])
-    register_control(app, sim, sim.state)
-    _register_hooks(app, sim)
+    register_control(app, sim, sim.state, sim.record_call)
+    _register_error_handlers(app)
     return app
 
 
@@ -125,22 +123,7 @@ def _json_object() -> Record:
     return body
 
 
-def _register_hooks(app: Flask, sim: BigChangeSandbox) -> None:
-    @app.before_request
-    def faults_first() -> Response | None:
-        if not is_api_request():
-            return None
-        g.sandbox_arrived = time.time()
-        return inject_before(sim.faults)
-
-    @app.after_request
-    def faults_then_log(response: Response) -> Response:
-        # One hook, fixed order: the call log must record the status actually sent.
-        if is_api_request():
-            response = inject_after(sim.faults, response)
-            sim.record_call(response)
-        return response
-
+def _register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, ApiError.response)
     app.register_error_handler(
         InputError,

@@ -1,8 +1,9 @@
 """Every simulator offers the same operator's side (sandbox/control.py): tests and drills rely on it.
 
 One contract, checked against all four simulators through Flask's test client:
-API calls are logged and control calls are not, the log can be cleared, and a
-reset forgets calls and faults alike.
+API calls are logged and control calls are not, an injected fault answers and is
+logged with the status it sent, the log can be cleared, and a reset forgets calls
+and faults alike.
 """
 
 from __future__ import annotations
@@ -64,3 +65,14 @@ def test_reset_forgets_calls_and_faults(app: Flask) -> None:
 
     assert client.get("/__sandbox__/calls").get_json() == []
     assert client.get("/__sandbox__/faults").get_json() == []
+
+
+def test_an_injected_fault_answers_and_the_log_records_the_status_sent(app: Flask) -> None:
+    client = app.test_client()
+    assert client.post("/__sandbox__/faults", json={"path": "/no-such-api-path", "status": 503}).status_code == 201
+
+    answer = client.get("/no-such-api-path")
+
+    assert answer.status_code == 503
+    assert [call["status"] for call in client.get("/__sandbox__/calls").get_json()] == [503]
+    assert client.get("/__sandbox__/faults").get_json() == []  # used up: `times` defaults to 1
