@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from flask import Blueprint, Flask, Response, g, jsonify, request
 
-from sandbox.faults import FaultPlan, inject_after, inject_before, register_control_routes
+from sandbox.faults import FaultPlan, inject_after, inject_before, register_fault_routes
 
 CONTROL_PREFIX = "/__sandbox__"
 
@@ -46,7 +46,7 @@ def register_control(
             log holds the status actually sent. `g.sandbox_arrived` is when the call arrived.
     """
     app.register_blueprint(_control_blueprint(sim, state))
-    register_control_routes(app, sim.faults, CONTROL_PREFIX)
+    register_fault_routes(app, sim.faults, CONTROL_PREFIX)
 
     @app.before_request
     def faults_first() -> Response | None:

@@ -5,7 +5,7 @@ rate limits with `Retry-After`, 5xx, slow answers, and the nastiest one, a reque
 the API *did* carry out whose response was lost. A `FaultPlan` holds the faults a
 test or operator has asked for; sandbox/control.py calls `inject_before` /
 `inject_after` from every simulator's request hooks (before its call log, so the
-log holds the status actually sent) and `register_control_routes` to expose:
+log holds the status actually sent) and `register_fault_routes` to expose:
 
     POST   {prefix}/faults    add a fault (body: `FaultSpec`), 201 with its id
     GET    {prefix}/faults    pending faults and their remaining occurrences
@@ -217,7 +217,7 @@ class _LatencyIn(BaseModel):
     ms: int = Field(ge=0)
 
 
-def register_control_routes(app: Flask, plan: FaultPlan, prefix: str = "/__sandbox__") -> None:
+def register_fault_routes(app: Flask, plan: FaultPlan, prefix: str) -> None:
     """Expose the plan over HTTP (see module docstring) on `app` under `prefix`."""
     bp = Blueprint("sandbox_faults", __name__, url_prefix=prefix)
 
